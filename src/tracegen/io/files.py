@@ -1,0 +1,128 @@
+"""Safe file primitives: atomic writes, pickle-free npz/JSON reads with clear errors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tracegen.errors import DataError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block finishes.
+
+    A killed process leaves at most a ``.tmp-*`` file that no reader looks at, never a half-written ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; it becomes ``path`` (replacing an old one) only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            _remove_tree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            _remove_tree(tmp)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+def save_npz(path: str | Path, compress: bool = True, **arrays: np.ndarray) -> None:
+    """Write arrays to ``path`` atomically; refuses object arrays (they would need pickle to read back)."""
+    for key, value in arrays.items():
+        if np.asarray(value).dtype == object:
+            raise TypeError(f"{path}: array {key!r} has dtype object; tracegen never pickles data")
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        (np.savez_compressed if compress else np.savez)(f, **arrays)
+
+
+def load_npz(path: str | Path, required: tuple[str, ...] = (), skip_pickled: bool = False) -> dict[str, np.ndarray]:
+    """Read every array of an ``.npz`` without pickle; missing keys in ``required`` are an error naming the file.
+
+    Object arrays (which only pickle can read) are an error, or left out with ``skip_pickled=True``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            for key in z.files:
+                try:
+                    arrays[key] = z[key]
+                except ValueError:  # an object array refuses to load without pickle
+                    if not skip_pickled:
+                        problem = f"array {key!r} is a pickled object array, which tracegen never loads"
+                        raise DataError(path, problem) from None
+    except DataError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise DataError(path, f"not a readable .npz file (truncated or corrupt?): {e}") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise DataError(path, f"missing array(s) {missing}; present: {sorted(arrays)}")
+    return arrays
+
+
+def save_json(path: str | Path, obj: Any) -> None:
+    """Write JSON atomically (sorted keys, indented)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, f"not valid JSON: {e}") from None
+
+
+def check_format(path: str | Path, meta: dict, name: str, supported: tuple[int, ...]) -> None:
+    """Check a metadata dict's ``format`` name and ``format_version``."""
+    if meta.get("format") != name:
+        raise DataError(path, f"not a {name} file (format={meta.get('format')!r})")
+    if meta.get("format_version") not in supported:
+        raise DataError(
+            path,
+            f"unknown {name} format version {meta.get('format_version')!r}; this tracegen reads {list(supported)}"
+            " (upgrade tracegen to read newer files)",
+        )
+
+
+def check_finite(path: str | Path, name: str, array: np.ndarray) -> None:
+    """Error naming the file and array if ``array`` has NaN or inf."""
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise DataError(path, f"{name} has {int(bad.sum())} non-finite value(s) (NaN or inf)")

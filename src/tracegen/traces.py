@@ -1,0 +1,263 @@
+"""The trace space: query grid, camera-motion compensation, speed retargeting, the model's target encoding, filters.
+
+A *trace* follows the points of a query grid laid on a reference image (20x20 by default, row-major: index =
+row * G + col) and records every point, at every step, as ``(u, v, z)`` in the **reference** camera: ``u, v`` pixels
+(integer pixel centres, see :mod:`tracegen.geometry`) and ``z`` metres of planar depth along the reference optical
+axis. Arrays are **point-major**, as in the official TraceGen files: ``traj (N, T, 3)``.
+
+Steps are not video frames: :func:`retarget` re-parameterises time by the arc length of the fastest 2 % of the
+scene, so that a human and a robot doing the same motion at different speeds give the same trace. Only the first
+``L + 1 = 33`` retargeted points go to the model, encoded by :func:`encode_deltas` as per-step increments of
+``(u / W, v / H, z)`` divided by ``(0.05, 0.05, 0.04)`` and clamped to [-1, 1]; :func:`decode_deltas` is its inverse.
+
+**2D-only traces** (no depth anywhere) keep the same layout with ``D = 2`` or with a ``has_depth=False`` flag: their
+z channel is masked out of the target (zero deltas, mask False), and decoding them returns ``z = NaN`` because
+there is no metric depth to anchor it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from tracegen.geometry import array_namespace, pixels_to_world, world_to_pixels
+
+DEFAULT_GRID = 20
+DEFAULT_HORIZON = 32  # L: future steps the model predicts (L + 1 points per track)
+DELTA_SCALE = np.array([0.05, 0.05, 0.04])  # per-step normalisation of (u / W, v / H, z metres)
+
+
+# --- query grid
+
+
+def grid_points(height: int, width: int, grid: int = DEFAULT_GRID) -> np.ndarray:
+    """Query pixels ``(grid * grid, 2)`` float64 ``(u, v)``: linspace(0, W - 1) x linspace(0, H - 1), row-major."""
+    u = np.linspace(0.0, width - 1.0, grid)
+    v = np.linspace(0.0, height - 1.0, grid)
+    uu, vv = np.meshgrid(u, v, indexing="xy")  # (grid rows = v, grid cols = u)
+    return np.stack([uu.ravel(), vv.ravel()], -1)
+
+
+def grid_pixel_indices(height: int, width: int, grid: int = DEFAULT_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest integer ``(rows, cols)`` ``(N,)`` of the query grid, for sampling depth or segmentation maps."""
+    uv = np.rint(grid_points(height, width, grid)).astype(np.int64)
+    return uv[:, 1], uv[:, 0]
+
+
+# --- camera motion
+
+
+def world_to_reference(X_world: np.ndarray, K_ref: np.ndarray, w2c_ref: np.ndarray) -> np.ndarray:
+    """World tracks ``(N, T, 3)`` metres -> ``uvz (N, T, 3)`` in the fixed reference camera at every step.
+
+    Projecting every step with the reference frame's K and w2c removes camera ego-motion: a moving camera's video
+    becomes "as if filmed by a static camera at the reference frame".
+    """
+    return world_to_pixels(np.asarray(X_world, dtype=np.float64), K_ref, w2c_ref)
+
+
+def compensate(uvz: np.ndarray, K: np.ndarray, w2c: np.ndarray, ref: int = 0) -> np.ndarray:
+    """Tracks observed in each frame's own camera -> the reference frame's camera.
+
+    Args:
+        uvz: ``(N, T, 3)`` pixels and planar depth of every point in frame t's camera.
+        K: ``(T, 3, 3)`` per-frame intrinsics.  w2c: ``(T, 4, 4)`` per-frame world->camera.
+        ref: index of the reference frame.
+    Returns:
+        ``(N, T, 3)`` ``(u, v, z)`` in camera ``ref``.
+    """
+    uvz_tn = np.swapaxes(np.asarray(uvz, dtype=np.float64), 0, 1)  # (T, N, 3)
+    X_world = pixels_to_world(uvz_tn, np.asarray(K, np.float64), np.asarray(w2c, np.float64))  # (T, N, 3)
+    return world_to_reference(np.swapaxes(X_world, 0, 1), K[ref], w2c[ref])
+
+
+# --- retargeting
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    """Speed retargeting settings. ``mode="arc_step"`` is the official code; ``"fixed_count"`` the paper's text."""
+
+    mode: Literal["arc_step", "fixed_count"] = "arc_step"
+    step: float = 0.05  # arc-length step in normalised (u / (W-1), v / (H-1), z) units  (arc_step)
+    max_steps: int = 128  # cap on the number of retargeted points                       (arc_step)
+    num_points: int = DEFAULT_HORIZON + 1  # points spread evenly over the whole arc       (fixed_count)
+    top_fraction: float = 0.02  # robust speed = mean segment length of the fastest 2 % of points
+
+
+@dataclass
+class Retargeted:
+    """A retargeted trace. ``traj (N, S, D)`` is padded by repeating the last valid point; ``valid_steps (S,)``."""
+
+    traj: np.ndarray
+    valid_steps: np.ndarray
+
+    @property
+    def num_valid(self) -> int:
+        return int(self.valid_steps.sum())
+
+
+def robust_speed(traj: np.ndarray, height: int, width: int, top_fraction: float = 0.02) -> np.ndarray:
+    """Per-segment speed ``(T - 1,)`` of the fastest ``top_fraction`` of tracks, in normalised units.
+
+    Segments are measured in ``(u / (W - 1), v / (H - 1), z)`` with u, v clipped to the image, as in the official code.
+    """
+    n = _normalise_for_arc(traj, height, width)
+    seg = np.linalg.norm(np.diff(n, axis=1), axis=-1)  # (N, T-1)
+    k = max(1, math.ceil(top_fraction * len(n)))
+    return np.sort(seg, axis=0)[-k:].mean(0) if seg.shape[1] else np.zeros(0)
+
+
+def _normalise_for_arc(traj: np.ndarray, height: int, width: int) -> np.ndarray:
+    n = np.array(traj, dtype=np.float64, copy=True)
+    n[..., 0] = np.clip(n[..., 0] / (width - 1), 0.0, 1.0)
+    n[..., 1] = np.clip(n[..., 1] / (height - 1), 0.0, 1.0)
+    return n
+
+
+def retarget(traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig()) -> Retargeted:
+    """Re-parameterise a time-domain trace ``(N, T, D)`` (D = 3: u, v px, z m; D = 2: u, v) by robust arc length.
+
+    ``arc_step`` (official): targets every ``step`` along the cumulative robust speed, at most ``max_steps``; all
+    tracks are resampled at the *same* fractional frame indices. The output has ``max_steps`` points; those past
+    the valid count repeat the last valid point. ``fixed_count``: ``num_points`` targets spread evenly from 0 to the
+    total arc length, all valid. Pixel coordinates come back clipped to the image, as in the official code.
+    """
+    traj = np.asarray(traj, dtype=np.float64)
+    if traj.ndim != 3 or traj.shape[-1] not in (2, 3) or traj.shape[1] < 1:
+        raise ValueError(f"retarget expects a trace of shape (N, T, 2|3) with T >= 1, got {traj.shape}")
+    if not np.isfinite(traj).all():
+        raise ValueError("retarget expects finite trace values (fill or drop missing points first)")
+    n = _normalise_for_arc(traj, height, width)
+    speed = robust_speed(traj, height, width, config.top_fraction)  # (T-1,)
+    arc = np.concatenate([[0.0], np.cumsum(speed)])  # (T,)
+    total = arc[-1]
+    if config.mode == "arc_step":
+        count = min(int(math.floor(total / config.step + 1e-9)) + 1, config.max_steps)
+        targets = config.step * np.arange(count, dtype=np.float64)
+        targets[-1] = min(targets[-1], total)
+        size = config.max_steps
+    elif config.mode == "fixed_count":
+        count = size = config.num_points
+        targets = np.linspace(0.0, total, count)
+    else:
+        raise ValueError(f"unknown retarget mode {config.mode!r}; use 'arc_step' or 'fixed_count'")
+
+    out = _resample_at_arc(n, arc, speed, targets)  # (N, count, D)
+    out[..., 0] *= width - 1
+    out[..., 1] *= height - 1
+    padded = np.concatenate([out, np.repeat(out[:, -1:], size - count, axis=1)], axis=1)
+    valid = np.zeros(size, dtype=bool)
+    valid[:count] = True
+    return Retargeted(padded, valid)
+
+
+def _resample_at_arc(n: np.ndarray, arc: np.ndarray, speed: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Linear interpolation of all tracks at the frame positions where the arc length reaches each target."""
+    if n.shape[1] == 1:
+        return np.repeat(n, len(targets), axis=1)
+    idx = np.clip(np.searchsorted(arc, targets, side="right") - 1, 0, n.shape[1] - 2)
+    seg = speed[idx]
+    alpha = np.divide(targets - arc[idx], seg, out=np.zeros_like(targets), where=seg > 0)  # zero speed: stay put
+    return n[:, idx] + alpha[None, :, None] * (n[:, idx + 1] - n[:, idx])
+
+
+def forward_fill(traj: np.ndarray, valid_steps: np.ndarray) -> np.ndarray:
+    """Replace every step after the last valid one by the last valid point (``traj (N, S, D)``, ``valid (S,)``)."""
+    valid_steps = np.asarray(valid_steps, dtype=bool)
+    if not valid_steps.any():
+        raise ValueError("a trace needs at least one valid step")
+    last = int(np.flatnonzero(valid_steps)[-1])
+    out = np.array(traj, copy=True)
+    out[:, last + 1 :] = out[:, last : last + 1]
+    return out
+
+
+# --- target encoding
+
+
+def encode_deltas(
+    traj: np.ndarray,
+    valid_steps: np.ndarray,
+    height: int,
+    width: int,
+    horizon: int = DEFAULT_HORIZON,
+    has_depth: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's target: normalised per-step increments of the first ``horizon + 1`` points.
+
+    Args:
+        traj: ``(N, S, 3)`` retargeted ``(u px, v px, z m)`` (``(N, S, 2)`` for 2D-only); S may be shorter or longer
+            than ``horizon + 1`` (shorter traces are padded with their last point and masked).
+        valid_steps: ``(S,)`` bool.
+        has_depth: False for 2D-only traces: the z channel is zeroed and masked.
+    Returns:
+        ``x (N, horizon, 3)`` float32 in [-1, 1] = clamp(Δ(u/W, v/H, z) / (0.05, 0.05, 0.04)), and
+        ``mask (N, horizon, 3)`` bool, True where the increment ends on a valid step (and, for z, depth exists).
+    """
+    traj = np.asarray(traj, dtype=np.float64)
+    valid = np.asarray(valid_steps, dtype=bool)
+    if traj.shape[-1] == 2:
+        traj, has_depth = np.concatenate([traj, np.zeros(traj.shape[:-1] + (1,))], -1), False
+    steps = horizon + 1
+    if traj.shape[1] < steps:
+        pad = steps - traj.shape[1]
+        traj = np.concatenate([traj, np.repeat(traj[:, -1:], pad, axis=1)], 1)
+        valid = np.concatenate([valid, np.zeros(pad, dtype=bool)])
+    traj, valid = forward_fill(traj[:, :steps], valid[:steps]), valid[:steps]
+    norm = traj / np.array([width, height, 1.0])
+    x = np.clip(np.diff(norm, axis=1) / DELTA_SCALE, -1.0, 1.0)  # (N, horizon, 3)
+    mask = np.broadcast_to(valid[1:, None], x.shape).copy()
+    if not has_depth:
+        x[..., 2] = 0.0
+        mask[..., 2] = False
+    return x.astype(np.float32), mask
+
+
+def decode_deltas(x, start_uv, start_z, height: int, width: int):
+    """Inverse of :func:`encode_deltas`: ``x (..., N, L, 3)`` normalised increments -> ``(..., N, L + 1, 3)`` trace.
+
+    ``start_uv (..., N, 2)`` pixels is the query grid; ``start_z (..., N)`` metres is the depth at the grid (from the
+    observation's depth map), or ``None`` for 2D-only predictions, whose z comes back as NaN. Works on numpy arrays
+    and torch tensors alike.
+    """
+    xp = array_namespace(x)
+    scale = DELTA_SCALE * np.array([width, height, 1.0])  # back to pixels and metres
+    if xp is not np:
+        scale = x.new_tensor(scale)
+    if start_z is None:
+        start_z = start_uv[..., 0] * float("nan")
+    start = xp.stack([start_uv[..., 0], start_uv[..., 1], start_z], -1)[..., None, :]  # (..., N, 1, 3)
+    return xp.concatenate([start, start + (x * scale).cumsum(-2)], -2)
+
+
+# --- filters
+
+
+def official_filter_reason(
+    traj: np.ndarray,
+    valid_steps: np.ndarray,
+    height: int,
+    width: int,
+    min_valid_steps: int = 4,
+    min_track_motion: float = 0.1,
+) -> str | None:
+    """Why a retargeted sample fails the official TraceGen sample filters, or None when it passes.
+
+    Kept samples have more than 3 valid steps and at least one track whose summed ``|Δu| / W + |Δv| / H`` over all
+    valid steps exceeds 0.1 (a tenth of the image).
+    """
+    valid = np.asarray(valid_steps, dtype=bool)
+    if len(traj) == 0:
+        return "no keypoints"
+    if valid.sum() < min_valid_steps:
+        return f"too few valid steps ({int(valid.sum())} < {min_valid_steps})"
+    last = int(np.flatnonzero(valid)[-1])
+    d = np.abs(np.diff(np.asarray(traj, np.float64)[:, : last + 1, :2], axis=1)) / np.array([width, height])
+    motion = d.sum(axis=(1, 2))  # (N,)
+    if motion.max(initial=0.0) <= min_track_motion:
+        return f"no track moves more than {min_track_motion} of the image (max {motion.max(initial=0.0):.3f})"
+    return None
