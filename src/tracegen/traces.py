@@ -136,7 +136,7 @@ def retarget(traj: np.ndarray, height: int, width: int, config: RetargetConfig =
     arc = np.concatenate([[0.0], np.cumsum(speed)])  # (T,)
     total = arc[-1]
     if config.mode == "arc_step":
-        count = min(int(math.floor(total / config.step + 1e-9)) + 1, config.max_steps)
+        count = min(int(math.floor(total / config.step)) + 1, config.max_steps)
         targets = config.step * np.arange(count, dtype=np.float64)
         targets[-1] = min(targets[-1], total)
         size = config.max_steps
