@@ -189,3 +189,17 @@ def test_unrecognised_layout(tmp_path):
     (tmp_path / "x.txt").write_text("hello")
     with pytest.raises(DataError, match="unrecognised layout"):
         convert.detect(tmp_path)
+
+
+def test_convert_lerobot_to_tracegen_episodes_and_inspect(tmp_path):
+    from lerobot_fixture import LENGTHS, write_v3
+
+    root = write_v3(tmp_path / "lerobot")
+    assert convert.detect(root) == "lerobot"
+    summary = convert.convert(root, tmp_path / "eps", "tracegen")
+    assert summary["episodes"] == 2 * len(LENGTHS) and summary["cameras"] == 2  # every episode x camera
+    eps = convert.episode_dirs(tmp_path / "eps")
+    assert sorted(read_episode(p).num_frames for p in eps) == sorted(LENGTHS * 2)
+    assert inspect(root)["episodes"] == len(LENGTHS)
+    with pytest.raises(DataError, match="raw videos"):
+        convert.convert(root, tmp_path / "x", "official")

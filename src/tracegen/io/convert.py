@@ -93,10 +93,13 @@ def convert(src: str | Path, dst: str | Path, to: str, window: WindowConfig = Wi
     kind = detect(src)
     if kind == "lerobot" and to == "tracegen":
         count = 0
-        for ep in lerobot.iter_lerobot_episodes(src):
-            write_episode(dst / f"episode_{ep.meta['episode_index']:06d}", ep)
-            count += 1
-        return {"source": kind, "target": "tracegen episodes", "episodes": count}
+        cameras = lerobot.lerobot_info(src)["camera_keys"]
+        for camera in cameras:  # one tracegen episode per (episode, camera)
+            for ep in lerobot.iter_lerobot_episodes(src, camera=camera):
+                name = f"episode_{ep.meta['episode_index']:06d}" + (f"_{camera}" if len(cameras) > 1 else "")
+                write_episode(dst / name, ep)
+                count += 1
+        return {"source": kind, "target": "tracegen episodes", "episodes": count, "cameras": len(cameras)}
     counts: Counter = Counter()
     retarget = trace_dataset.read_dataset_meta(src)["retarget"] if kind == "traces" else asdict(window.retarget)
     for name, samples in trace_shards(src, kind, window):
