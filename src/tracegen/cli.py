@@ -66,6 +66,88 @@ def inspect(
     typer.echo(json.dumps(summary, indent=2, default=str) if as_json else format_summary(summary))
 
 
+@app.command(context_settings={"allow_extra_args": True})
+def train(
+    data: list[Path] = typer.Option(..., "--data", help="Trace dataset(s): tracegen or official layout."),
+    out: Path = typer.Option(..., "--out", help="Run folder (checkpoint, config, logs). An existing run resumes."),
+    init: Path | None = typer.Option(None, "--init", help="Pretrained checkpoint to start from (warm-up)."),
+    preset_name: str = typer.Option("default", "--preset", help="Model preset: tiny, default, large, paper."),
+    steps: int = typer.Option(2000, "--steps", help="Total optimisation steps."),
+    overrides: list[str] = typer.Argument(None, help="key=value settings, e.g. lr=1e-4 batch_size=64 dim=192."),
+) -> None:
+    """Pretrain, or warm up with --init: flow matching on observation-trace-language triplets."""
+    from tracegen.train import TrainConfig, parse_overrides
+    from tracegen.train import train as run
+
+    for d in data:
+        if not d.exists():
+            raise DataError(d, "does not exist")
+    tcfg = TrainConfig(
+        data=[str(d) for d in data], out=str(out), init=str(init) if init else None, preset=preset_name, steps=steps
+    )
+    try:
+        tcfg = parse_overrides(tcfg, overrides or [])
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(json.dumps(run(tcfg)))
+
+
+@app.command()
+def predict(
+    ckpt: Path = typer.Option(..., "--ckpt", help="Checkpoint folder (model.safetensors + config.json)."),
+    image: Path = typer.Option(..., "--image", help="RGB image (PNG/JPEG), any size."),
+    depth: Path | None = typer.Option(None, "--depth", help="Depth: .npy/.npz (metres) or 16-bit PNG."),
+    text: str = typer.Option(..., "--text", help="The instruction."),
+    out: Path = typer.Option(..., "--out", help="Output .npz (traj: samples x N x L+1 x 3); an overlay .png beside."),
+    samples: int = typer.Option(1, "--samples", min=1),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps (default: the model's)."),
+    seed: int = typer.Option(0, "--seed"),
+    depth_png_scale: float = typer.Option(1000.0, "--depth-png-scale", help="PNG depth units per metre."),
+) -> None:
+    """Generate the future 3D trace of a 20x20 grid for one observation and instruction."""
+    from tracegen.model.commands import dumps, run_predict
+
+    typer.echo(dumps(run_predict(ckpt, image, depth, text, out, samples, steps, seed, depth_png_scale)))
+
+
+@app.command("eval-traces")
+def eval_traces(
+    ckpt: Path = typer.Option(..., "--ckpt"),
+    data: list[Path] = typer.Option(..., "--data", help="Trace dataset(s) to score on."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the metrics here."),
+    samples: int = typer.Option(1, "--samples", min=1, help="k samples per observation (best-of-k)."),
+    steps: int | None = typer.Option(None, "--steps", min=1),
+    split: str = typer.Option(
+        "auto",
+        "--split",
+        help="val: the run's held-out episodes; all: every sample; "
+        "auto: val if --data is the run's training data, else all.",
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Score at most this many samples."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Trace accuracy (MSE, ADE/FDE in normalised units, pixels, cm) beside static and nearest-neighbour baselines."""
+    from tracegen.model.commands import dumps, run_eval
+
+    if split not in ("auto", "val", "all"):
+        raise typer.BadParameter(f"--split must be auto, val or all, not {split!r}")
+    typer.echo(dumps(run_eval(ckpt, [str(d) for d in data], json_out, samples, steps, split, limit, seed)))
+
+
+@app.command("bench-latency")
+def bench_latency(
+    ckpt: Path = typer.Option(..., "--ckpt"),
+    json_out: Path | None = typer.Option(None, "--json"),
+    runs: int = typer.Option(30, "--runs", min=3),
+    steps: int | None = typer.Option(None, "--steps", min=1),
+    threads: int = typer.Option(2, "--threads", min=1),
+) -> None:
+    """Plan latency of one prediction (batch 1, encoders included, text embedding cached): median and p90 ms."""
+    from tracegen.model.commands import dumps, run_bench_latency
+
+    typer.echo(dumps(run_bench_latency(ckpt, json_out, runs, steps, threads)))
+
+
 def _mount_optional_apps() -> None:
     """Verb groups whose dependencies are optional extras (the simulator)."""
     try:

@@ -230,8 +230,10 @@ def decode_deltas(x, start_uv, start_z, height: int, width: int):
         scale = x.new_tensor(scale)
     if start_z is None:
         start_z = start_uv[..., 0] * float("nan")
-    start = xp.stack([start_uv[..., 0], start_uv[..., 1], start_z], -1)[..., None, :]  # (..., N, 1, 3)
-    return xp.concatenate([start, start + (x * scale).cumsum(-2)], -2)
+    broadcast = np.broadcast_arrays if xp is np else xp.broadcast_tensors
+    start = xp.stack(broadcast(start_uv[..., 0], start_uv[..., 1], start_z), -1)[..., None, :]  # (..., N, 1, 3)
+    path = start + (x * scale).cumsum(-2)  # (..., N, L, 3)
+    return xp.concatenate([start + xp.zeros_like(path[..., :1, :]), path], -2)  # start broadcast to the batch
 
 
 # --- filters

@@ -1,0 +1,104 @@
+"""Typed model configuration and named presets. Saved as ``config.json`` beside every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class TraceGenConfig:
+    """Everything that fixes the shape of a TraceGen model (training settings live in ``TrainConfig``)."""
+
+    # --- the trace space (must match the data) ---
+    grid: int = 20  # G: G x G query points
+    horizon: int = 32  # L: predicted steps per point (L + 1 points with the start)
+    # --- observation encoders ---
+    image_size: int = 128  # the observation is resized to image_size x image_size (K is rescaled with it)
+    image_encoder: Literal["conv", "hf"] = "conv"  # conv: small CNN from scratch; hf: a local transformers model
+    image_channels: tuple[int, ...] = (48, 96, 128)  # conv widths: a stride-4 stem, then stride-2 stages
+    image_tokens: int = 8  # the encoder's feature map is pooled to image_tokens x image_tokens tokens
+    hf_vision_path: str | None = None  # a local folder for image_encoder="hf" (DINOv2, SigLIP, ...)
+    text_encoder: str = "minilm"  # "minilm" (all-MiniLM-L6-v2, offline) or a local sentence-transformers folder
+    text_dim: int = 384  # the sentence embedding's size
+    # --- the trace decoder ---
+    decoder: Literal["dit", "cogvideox"] = "dit"
+    dim: int = 128  # transformer width
+    depth: int = 4  # transformer blocks
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    point_patch: int = 2  # a token holds point_patch x point_patch neighbouring points and all their steps
+    dropout: float = 0.0
+    # --- flow matching ---
+    cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
+    depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
+    sample_steps: int = 6  # default number of ODE steps at inference (Heun: 2 evaluations per step but the last)
+    sampler: Literal["euler", "heun"] = "heun"
+    guidance: float = 1.0  # classifier-free guidance scale (1 = conditional model only)
+    # --- paper preset (CogVideoX-style decoder through diffusers) ---
+    cog_layers: int = 6
+    cog_heads: int = 12
+    cog_head_dim: int = 64
+    cog_time_dim: int = 512
+    cog_cond_tokens: int = 704
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_points(self) -> int:
+        return self.grid * self.grid
+
+    def validate(self) -> None:
+        if self.grid % self.point_patch:
+            raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
+        stride = 4 * 2 ** (len(self.image_channels) - 1)
+        if self.image_size % stride:
+            raise ValueError(f"image_size {self.image_size} must be divisible by the encoder's stride {stride}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["image_channels"] = list(self.image_channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TraceGenConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown model config field(s) {unknown}: checkpoint from another tracegen version?")
+        d = dict(d)
+        if "image_channels" in d:
+            d["image_channels"] = tuple(d["image_channels"])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # tests: builds and trains in a fraction of a second
+    "tiny": dict(dim=32, depth=1, heads=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2),
+    # the CPU default: fast enough to pretrain on a laptop and plan in well under 100 ms
+    "default": dict(),
+    # a wider model for longer CPU runs or a GPU
+    "large": dict(dim=256, depth=8, heads=8, image_size=192, image_channels=(32, 64, 128, 256), image_tokens=8),
+    # the official architecture's shape: CogVideoX 3D transformer, 6 x 768, 704 condition tokens
+    "paper": dict(
+        decoder="cogvideox",
+        dim=768,
+        image_size=384,
+        image_channels=(64, 128, 256, 512),
+        image_tokens=24,
+        sample_steps=100,
+        sampler="euler",
+    ),
+}
+
+
+def preset(name: str, **overrides: Any) -> TraceGenConfig:
+    """A named preset with ``key=value`` overrides, validated."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    cfg = TraceGenConfig.from_dict({**PRESETS[name], **overrides})
+    return cfg

