@@ -47,6 +47,19 @@ def grid_pixel_indices(height: int, width: int, grid: int = DEFAULT_GRID) -> tup
     return uv[:, 1], uv[:, 0]
 
 
+def static_grid(height: int, width: int, depth: np.ndarray | None = None, grid: int = DEFAULT_GRID) -> np.ndarray:
+    """``(N, 3)`` ``(u, v, z)`` of the query grid standing still: z read from ``depth (H, W)`` at the grid (0 if None).
+
+    Used for grid points that have no track (e.g. rays that hit no surface): the official files keep every point.
+    """
+    out = np.zeros((grid * grid, 3))
+    out[:, :2] = grid_points(height, width, grid)
+    if depth is not None:
+        rows, cols = grid_pixel_indices(height, width, grid)
+        out[:, 2] = depth[rows, cols]
+    return out
+
+
 # --- camera motion
 
 

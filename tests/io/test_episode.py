@@ -49,7 +49,7 @@ def test_ground_truth_is_exact_in_the_reference_camera(episode):
     from tracegen.traces import grid_points
 
     np.testing.assert_allclose(uvz[:, 0, :2], grid_points(episode.height, episode.width), atol=1e-9)
-    moving = uvz[:, :, 0].ptp(axis=1) > 0
+    moving = np.ptp(uvz[:, :, 0], axis=1) > 0
     assert moving.sum() == 200 and vis.all()  # the left half slides, the right half stays
 
 

@@ -14,14 +14,7 @@ import numpy as np
 
 from tracegen.io.episode import Episode
 from tracegen.io.trace_dataset import TraceSample
-from tracegen.traces import (
-    DEFAULT_GRID,
-    RetargetConfig,
-    grid_pixel_indices,
-    grid_points,
-    official_filter_reason,
-    retarget,
-)
+from tracegen.traces import DEFAULT_GRID, RetargetConfig, official_filter_reason, retarget, static_grid
 
 
 @dataclass(frozen=True)
@@ -79,12 +72,7 @@ def _fill_untracked(uvz: np.ndarray, height: int, width: int, depth: np.ndarray 
     """Rows with any NaN become static points at their query pixel, with the depth map's value there (or 0)."""
     missing = ~np.isfinite(uvz).all(axis=(1, 2))
     if missing.any():
-        start = np.zeros((len(uvz), 3))
-        start[:, :2] = grid_points(height, width, grid)
-        if depth is not None:
-            rows, cols = grid_pixel_indices(height, width, grid)
-            start[:, 2] = depth[rows, cols]
-        uvz[missing] = start[missing, None, :]
+        uvz[missing] = static_grid(height, width, depth, grid)[missing, None, :]
     return uvz
 
 

@@ -1,0 +1,1 @@
+"""Execution: predicted traces -> end-effector actions, in closed loop."""

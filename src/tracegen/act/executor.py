@@ -1,0 +1,147 @@
+"""From a predicted 3D trace to an end-effector plan: lift, pick the effector's tracks, derive a path and the gripper.
+
+A trace says where every grid point of the scene goes, in the observation's camera. The executor needs only three
+things from it, each decided by a named rule (:class:`ExecutorConfig`):
+
+1. **Lift** every ``(u, v, z)`` to world coordinates with the camera's K and w2c.
+2. **Effector tracks**: near the end effector's known position (forward kinematics at planning time), the moving
+   tracks that move coherently with the nearest moving one (:func:`select_effector_tracks`).
+3. **Path**: the effector's future positions — the start position plus the *mean* displacement of its tracks (as the
+   paper's authors do), or a *rigid* fit (Kabsch) of the tracks from the start to every step applied to the
+   effector's position.
+4. **Gripper**: closed from the first step where at least ``min_carried_tracks`` non-effector tracks that start
+   within ``grasp_radius_m`` of the effector move *with* it (their displacement since that step stays within
+   ``carry_tolerance_m`` of the effector's, while the effector moves at least ``carry_min_motion_m``) — closing one
+   step before they have moved ``carry_onset_m`` — and open again when they stop following. No privileged task
+   knowledge is used.
+
+Only the valid steps of the trace are used (a prediction has all 33).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from tracegen.geometry import kabsch, pixels_to_world
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    effector_radius_m: float = 0.10  # effector tracks start this close to the end effector ...
+    min_track_motion_m: float = 0.01  # ... move at least this far ...
+    coherence_m: float = 0.02  # ... and move like the nearest moving track (within this, at every step)
+    fallback_radius_m: float = 0.30  # when no grid point near the effector moves, the nearest moving part this close
+    min_effector_tracks: int = 3  # when nothing near the effector moves: the nearest tracks (a static plan)
+    path_mode: Literal["mean", "rigid"] = "mean"
+    grasp_radius_m: float = 0.08  # object tracks that can be carried start this close to the effector
+    carry_tolerance_m: float = 0.02  # a carried track's displacement stays this close to the effector's
+    carry_min_motion_m: float = 0.03  # ... while the effector moves at least this far
+    min_carried_tracks: int = 2
+    carry_onset_m: float = 0.005  # the grasp starts one step before the carried tracks have moved this far
+    max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
+
+
+@dataclass
+class Plan:
+    """An end-effector plan in world coordinates, one entry per trace step (step 0 = now)."""
+
+    positions: np.ndarray  # (S, 3) metres, world frame
+    gripper_closed: np.ndarray  # (S,) bool
+    effector_tracks: np.ndarray  # (K,) indices of the tracks attributed to the effector
+    world_traj: np.ndarray  # (N, S, 3) the lifted trace
+
+    @property
+    def displacement(self) -> float:
+        return float(np.linalg.norm(self.positions[-1] - self.positions[0]))
+
+
+def lift_trace(traj: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
+    """``(N, S, 3)`` ``(u, v, z)`` in the camera (K, w2c) -> world points ``(N, S, 3)``."""
+    return pixels_to_world(np.swapaxes(traj, 0, 1).astype(np.float64), K, w2c).swapaxes(0, 1)
+
+
+def select_effector_tracks(
+    world: np.ndarray, ee_position: np.ndarray, start_depth: np.ndarray, cfg: ExecutorConfig
+) -> np.ndarray:
+    """Indices of the tracks that move with the end effector.
+
+    A 20x20 grid often has no point on the gripper itself, so: among tracks starting within ``effector_radius_m``
+    of the effector, take the nearest one that moves (more than ``min_track_motion_m``) as the seed, and keep the
+    moving tracks whose displacement stays within ``coherence_m`` of the seed's at every step (one rigid-ish part).
+    With no moving track within the radius (a coarse grid may miss the gripper), the same rule runs within
+    ``fallback_radius_m``; if nothing moves there either, the nearest tracks are returned (a static plan).
+    """
+    usable = np.isfinite(world[:, 0]).all(1) & (start_depth > 0) & (start_depth < cfg.max_depth_m)
+    dist = np.where(usable, np.linalg.norm(world[:, 0] - ee_position, axis=1), np.inf)
+    motion = np.linalg.norm(world - world[:, :1], axis=2).max(1)  # (N,) farthest excursion of each track
+    moving = motion > cfg.min_track_motion_m
+    candidates = np.flatnonzero((dist <= cfg.effector_radius_m) & moving)
+    if len(candidates) == 0:  # no grid point on the effector moves: the nearest moving part of the arm, if close
+        candidates = np.flatnonzero((dist <= cfg.fallback_radius_m) & moving)
+    if len(candidates) == 0:
+        return np.argsort(dist)[: cfg.min_effector_tracks]
+    seed = candidates[np.argmin(dist[candidates])]
+    disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
+    coherent = np.linalg.norm(disp - disp[candidates == seed], axis=2).max(1) <= cfg.coherence_m
+    return candidates[coherent]
+
+
+def effector_path(world: np.ndarray, tracks: np.ndarray, ee_position: np.ndarray, mode: str) -> np.ndarray:
+    """Effector positions ``(S, 3)``: mean displacement of its tracks, or a rigid fit per step."""
+    pts = world[tracks]  # (K, S, 3)
+    if mode == "mean" or len(tracks) < 3:
+        return ee_position + (pts - pts[:, :1]).mean(0)
+    if mode != "rigid":
+        raise ValueError(f"unknown path_mode {mode!r}; use 'mean' or 'rigid'")
+    path = np.empty((pts.shape[1], 3))
+    for s in range(pts.shape[1]):
+        R, t = kabsch(pts[:, 0], pts[:, s])
+        path[s] = R @ ee_position + t
+    return path
+
+
+def gripper_schedule(world: np.ndarray, effector: np.ndarray, path: np.ndarray, cfg: ExecutorConfig) -> np.ndarray:
+    """``(S,)`` bool: closed from the first step where nearby object tracks start moving with the effector, until
+    they stop following it (one grasp per plan)."""
+    S = path.shape[0]
+    others = np.setdiff1d(np.arange(len(world)), effector)
+    others = others[np.isfinite(world[others, 0]).all(1)]
+    closed = np.zeros(S, bool)
+    for s in range(S - 1):
+        near = others[np.linalg.norm(world[others, s] - path[s], axis=1) <= cfg.grasp_radius_m]
+        if len(near) < cfg.min_carried_tracks:
+            continue
+        ee_move = path[s:] - path[s]  # (R, 3) effector displacement since step s
+        obj_move = world[near, s:] - world[near, s : s + 1]  # (M, R, 3)
+        follows = np.linalg.norm(obj_move - ee_move[None], axis=2) <= cfg.carry_tolerance_m  # (M, R)
+        prefix = np.where(follows.all(1), follows.shape[1], np.argmin(follows, axis=1))  # steps each track follows
+        reach = np.array([np.linalg.norm(ee_move[:p], axis=1).max() if p else 0.0 for p in prefix])
+        carried = reach >= cfg.carry_min_motion_m  # it followed the effector over a real motion
+        if carried.sum() >= cfg.min_carried_tracks:
+            lift = np.median(np.linalg.norm(obj_move[carried], axis=2), axis=0)  # (R,) how far the object has moved
+            onset = max(0, int(np.argmax(lift >= cfg.carry_onset_m)) - 1)  # close just before it starts moving
+            closed[s + onset : s + int(np.median(prefix[carried]))] = True
+            break
+    return closed
+
+
+def plan_from_trace(
+    traj: np.ndarray,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    ee_position: np.ndarray,
+    cfg: ExecutorConfig = ExecutorConfig(),
+    num_steps: int | None = None,
+) -> Plan:
+    """The end-effector plan for a trace ``traj (N, S, 3)`` (u, v px; z m) seen by camera (K, w2c).
+
+    ``num_steps`` keeps only the first steps (e.g. the valid ones). Tracks with unknown depth (NaN z) are ignored.
+    """
+    traj = np.asarray(traj, np.float64)[:, :num_steps]
+    world = lift_trace(traj, K, w2c)
+    effector = select_effector_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
+    path = effector_path(world, effector, np.asarray(ee_position, np.float64), cfg.path_mode)
+    return Plan(path, gripper_schedule(world, effector, path, cfg), effector, world)

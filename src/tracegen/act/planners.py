@@ -1,0 +1,105 @@
+"""Planners: where a trace comes from at each replan — the learned model, or the oracle (the scripted expert's real
+future, exactly tracked in a copy of the simulator). The executor cannot tell them apart."""
+
+from __future__ import annotations
+
+import copy
+from typing import Protocol
+
+import mujoco
+import numpy as np
+
+from tracegen.sim.env import SimEnv
+from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
+from tracegen.sim.render import Frame
+from tracegen.traces import DEFAULT_GRID, DEFAULT_HORIZON, RetargetConfig, retarget, static_grid, world_to_reference
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
+        """A trace ``(N, S, 3)`` (u, v px; z m) in the camera (K, w2c) of ``frame``, S <= horizon + 1."""
+
+
+class ModelPlanner:
+    """TraceGen's prediction from the current RGB-D observation."""
+
+    name = "model"
+
+    def __init__(self, model, steps: int | None = None, guidance: float | None = None, seed: int = 0):
+        self.model, self.steps, self.guidance, self.seed = model, steps, guidance, seed
+        self.calls = 0
+
+    def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
+        self.calls += 1
+        pred = self.model.predict(
+            frame.rgb, frame.depth, instruction, steps=self.steps, guidance=self.guidance, seed=self.seed + self.calls
+        )
+        return pred.traj[0, 0]
+
+
+class SimState:
+    """Everything needed to put a simulated episode back where it was: MuJoCo's full physics state and the
+    wrapper's own Python attributes (step counters, last observation)."""
+
+    def __init__(self, env: SimEnv):
+        self.spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        self.physics = np.empty(mujoco.mj_stateSize(env.model, self.spec))
+        mujoco.mj_getState(env.model, env.data, self.physics, self.spec)
+        self.python = [(obj, _plain_attributes(obj)) for obj in _stateful_objects(env)]
+
+    def restore(self, env: SimEnv) -> None:
+        mujoco.mj_setState(env.model, env.data, self.physics, self.spec)
+        mujoco.mj_forward(env.model, env.data)
+        for obj, attrs in self.python:
+            for k, v in attrs.items():
+                setattr(obj, k, copy.copy(v))
+
+
+def _stateful_objects(env: SimEnv) -> list:
+    inner = getattr(env, "env", None)
+    return [env] + ([inner] if inner is not None else [])
+
+
+def _plain_attributes(obj) -> dict:
+    """Counters, flags and arrays (not models, renderers or policies)."""
+    keep = (int, float, bool, np.ndarray, np.generic, type(None))
+    return {k: copy.copy(v) for k, v in vars(obj).items() if isinstance(v, keep)}
+
+
+class OraclePlanner:
+    """The ceiling of the executor: roll the scripted expert forward from the current state in a copy of the
+    simulation, track the query grid exactly (rigid attachment), retarget, and return the first ``horizon + 1`` points.
+    """
+
+    name = "oracle"
+
+    def __init__(
+        self,
+        horizon_frames: int = 128,
+        grid: int = DEFAULT_GRID,
+        horizon: int = DEFAULT_HORIZON,
+        retarget_config: RetargetConfig = RetargetConfig(),
+    ):
+        self.horizon_frames, self.grid, self.horizon, self.retarget = horizon_frames, grid, horizon, retarget_config
+
+    def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
+        if frame.depth is None or frame.seg is None:
+            raise ValueError("the oracle needs the frame's depth and segmentation (render with depth=True, seg=True)")
+        saved = SimState(env)
+        body, local = attach_grid(env.model, body_poses(env.data), K, w2c, frame.depth, frame.geom_ids(), self.grid)
+        track = [world_points(body_poses(env.data), body, local)]
+        try:
+            for _ in range(self.horizon_frames - 1):
+                env.step(env.expert_action())
+                track.append(world_points(body_poses(env.data), body, local))
+        except ValueError:  # the simulator's own episode limit: the future ends here
+            pass
+        finally:
+            saved.restore(env)
+        uvz = world_to_reference(np.stack(track, 1), K, w2c)  # (N, T, 3)
+        background = body < 0  # rays that hit no surface: static, depth 0 (= no measurement)
+        uvz[background] = static_grid(*frame.depth.shape, frame.depth, self.grid)[background, None]
+        out = retarget(uvz, *frame.depth.shape, self.retarget)
+        return out.traj[:, : min(out.num_valid, self.horizon + 1)]
