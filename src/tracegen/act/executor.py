@@ -13,7 +13,8 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    within ``grasp_radius_m`` of the effector move *with* it (their displacement since that step stays within
    ``carry_tolerance_m`` of the effector's, while the effector moves at least ``carry_min_motion_m``) — closing one
    step before they have moved ``carry_onset_m`` — and open again when they stop following. No privileged task
-   knowledge is used.
+   knowledge is used. A 20x20 grid often has no point on a small object, so a second rule reads the effector path
+   alone: a *dip* (descend ``dip_depth_m``, then rise ``dip_rise_m``) is a pick, closed from its lowest point.
 
 Only the valid steps of the trace are used (a prediction has all 33).
 """
@@ -41,6 +42,9 @@ class ExecutorConfig:
     carry_min_motion_m: float = 0.03  # ... while the effector moves at least this far
     min_carried_tracks: int = 2
     carry_onset_m: float = 0.005  # the grasp starts one step before the carried tracks have moved this far
+    dip_depth_m: float = 0.04  # a "dip": the effector descends at least this far (this plan or just before) ...
+    dip_rise_m: float = 0.04  # ... then rises at least this far, next to something: a pick, closed at the bottom
+    grasp_rules: tuple[str, ...] = ("co-motion", "dip")
     max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
 
 
@@ -128,6 +132,29 @@ def gripper_schedule(world: np.ndarray, effector: np.ndarray, path: np.ndarray, 
     return closed
 
 
+def dip_schedule(
+    world: np.ndarray,
+    effector: np.ndarray,
+    path: np.ndarray,
+    cfg: ExecutorConfig,
+    descended_before_m: float = 0.0,
+    up: np.ndarray = np.array([0.0, 0.0, 1.0]),
+) -> np.ndarray:
+    """``(S,)`` bool: closed from the lowest point of a descend-then-rise along ``up`` (world up) that ends next to
+    something in the scene (a track of another part within ``grasp_radius_m``) — a pick."""
+    height = path @ up  # (S,)
+    closed = np.zeros(len(path), bool)
+    low = int(np.argmin(height))
+    descent = max(height[: low + 1].max() - height[low], descended_before_m if low == 0 else 0.0)
+    if descent < cfg.dip_depth_m or height[low:].max() - height[low] < cfg.dip_rise_m:
+        return closed
+    others = np.setdiff1d(np.arange(len(world)), effector)
+    gap = np.linalg.norm(world[others, low] - path[low], axis=1)
+    if np.nanmin(gap, initial=np.inf) <= cfg.grasp_radius_m:
+        closed[low:] = True
+    return closed
+
+
 def plan_from_trace(
     traj: np.ndarray,
     K: np.ndarray,
@@ -135,13 +162,20 @@ def plan_from_trace(
     ee_position: np.ndarray,
     cfg: ExecutorConfig = ExecutorConfig(),
     num_steps: int | None = None,
+    descended_before_m: float = 0.0,
 ) -> Plan:
     """The end-effector plan for a trace ``traj (N, S, 3)`` (u, v px; z m) seen by camera (K, w2c).
 
     ``num_steps`` keeps only the first steps (e.g. the valid ones). Tracks with unknown depth (NaN z) are ignored.
+    ``descended_before_m``: how far the effector came down just before this plan (for the dip rule).
     """
     traj = np.asarray(traj, np.float64)[:, :num_steps]
     world = lift_trace(traj, K, w2c)
     effector = select_effector_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
     path = effector_path(world, effector, np.asarray(ee_position, np.float64), cfg.path_mode)
-    return Plan(path, gripper_schedule(world, effector, path, cfg), effector, world)
+    closed = np.zeros(len(path), bool)
+    if "co-motion" in cfg.grasp_rules:
+        closed |= gripper_schedule(world, effector, path, cfg)
+    if "dip" in cfg.grasp_rules:
+        closed |= dip_schedule(world, effector, path, cfg, descended_before_m)
+    return Plan(path, closed, effector, world)
