@@ -148,6 +148,70 @@ def bench_latency(
     typer.echo(dumps(run_bench_latency(ckpt, json_out, runs, steps, threads)))
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Where stages, checkpoints and the report go."),
+    scale: str = typer.Option("default", "--scale", help="default (a few minutes on 2 cores) or tiny (tests)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Delete cached stages first."),
+) -> None:
+    """The whole loop on a small configuration: record -> traces -> pretrain + warm-up -> eval -> closed loop."""
+    import shutil
+
+    from tracegen.demo import SCALES, DemoConfig, run_demo, summary_table
+
+    if scale not in SCALES:
+        raise typer.BadParameter(f"--scale must be one of {sorted(SCALES)}")
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    summary = run_demo(DemoConfig(out=str(out), **SCALES[scale]), log=typer.echo)
+    typer.echo("\n" + summary_table(summary))
+    typer.echo(f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); total {summary['total_seconds']} s")
+
+
+bench_app = typer.Typer(help="Closed-loop benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("metaworld")
+def bench_metaworld(
+    protocol: str = typer.Option(
+        "avdc", "--protocol", help="avdc (11 tasks x 3 cameras x 25 seeds) or mini (11 tasks x corner x 5 seeds)."
+    ),
+    planner: str = typer.Option(
+        "model",
+        "--planner",
+        help="model (needs --ckpt) or oracle (the expert's exact future traces: the executor's ceiling).",
+    ),
+    ckpt: Path | None = typer.Option(None, "--ckpt"),
+    json_out: Path = typer.Option(..., "--json", help="Results; per-episode log beside it (.episodes.jsonl)."),
+    tasks: list[str] | None = typer.Option(None, "--tasks"),
+    cameras: list[str] | None = typer.Option(None, "--cameras"),
+    seeds: int | None = typer.Option(None, "--seeds", min=1, help="Only the first N evaluation seeds."),
+    max_replans: int = typer.Option(40, "--max-replans", min=0),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps per plan (model planner)."),
+) -> None:
+    """Closed-loop Meta-World success on the AVDC protocol, beside AVDC's published table. Resumable."""
+    from tracegen.bench.metaworld import BenchConfig, run_bench
+
+    cfg = BenchConfig(
+        protocol,
+        planner,
+        str(ckpt) if ckpt else None,
+        str(json_out),
+        tuple(tasks) if tasks else None,
+        tuple(cameras) if cameras else None,
+        seeds,
+        max_replans,
+        steps,
+    )
+    try:
+        result = run_bench(cfg)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    typer.echo(json.dumps({k: result[k] for k in ("overall_success", "episodes", "mean_plan_ms", "wall_s")}))
+    typer.echo(json_out.with_suffix(".md").read_text())
+
+
 def _mount_optional_apps() -> None:
     """Verb groups whose dependencies are optional extras (the simulator)."""
     try:

@@ -125,8 +125,13 @@ class TextEncoder:
         self.cache: dict[str, np.ndarray] = {}
 
     def _load(self):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        for key, value in (
+            ("HF_HUB_OFFLINE", "1"),
+            ("TOKENIZERS_PARALLELISM", "false"),
+            ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+            ("TRANSFORMERS_VERBOSITY", "error"),
+        ):
+            os.environ.setdefault(key, value)
         from sentence_transformers import SentenceTransformer
 
         if self.name == "minilm":

@@ -1,0 +1,1 @@
+"""Evidence: the closed-loop benchmark (and its protocol tables)."""

@@ -1,0 +1,124 @@
+"""The demo's report: the same content as markdown and as one self-contained HTML page (images inlined)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+
+def _rows(summary: dict) -> list[tuple[str, str]]:
+    rows = [(k, f"{v} s") for k, v in summary["stage_seconds"].items()]
+    rows.append(("total", f"{summary['total_seconds']} s"))
+    return rows
+
+
+def markdown(summary: dict, images: list[Path]) -> str:
+    res = summary["results"]
+    out = [
+        "# tracegen demo report",
+        "",
+        "The whole loop on a small configuration: simulated demonstrations with exact ground truth → "
+        "observation–trace–language triplets → TraceGen pretrained on other tasks and embodiments, warmed up on "
+        "five videos per target task (and the same model from scratch) → trace accuracy on held-out episodes → "
+        "closed-loop control through the trace executor.",
+        "",
+        "## Stage timings",
+        "",
+        "| stage | wall time |",
+        "| --- | --- |",
+    ]
+    out += [f"| {k} | {v} |" for k, v in _rows(summary)]
+    if "record" in res:
+        out += ["", "## Data", "", "| set | episodes | expert success |", "| --- | --- | --- |"]
+        out += [
+            f"| {k} | {v['episodes']} | {v['expert_success']} |"
+            for k, v in res["record"].items()
+            if isinstance(v, dict)
+        ]
+    if "eval" in res:
+        out += [
+            "",
+            "## Trace accuracy on held-out episodes",
+            "",
+            "| model | ADE px | FDE px | ADE cm | FDE cm | static ADE px | NN ADE px | samples |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name in ("warmup", "scratch"):
+            e = res["eval"].get(name, {})
+            out.append(
+                f"| {name} | {e.get('ade_px')} | {e.get('fde_px')} | {e.get('ade_cm')} | {e.get('fde_cm')} | "
+                f"{e.get('static_ade_px')} | {e.get('nn_ade_px')} | {e.get('samples')} |"
+            )
+    if "closed_loop" in res:
+        loop = res["closed_loop"]
+        tasks = sorted(next(iter(loop["successes"].values())))
+        out += [
+            "",
+            "## Closed-loop success (Meta-World, executor)",
+            "",
+            "| planner | " + " | ".join(tasks) + " | overall | mean plan ms |",
+            "| --- | " + " | ".join("---" for _ in tasks) + " | --- | --- |",
+        ]
+        n = loop["episodes_per_planner"] // max(1, len(tasks))
+        for name, per_task in loop["successes"].items():
+            cells = " | ".join(f"{per_task[t]}/{n}" for t in tasks)
+            out.append(
+                f"| {name} | {cells} | {loop['success_rate'][name]:.0%} | {loop['mean_plan_ms'].get(name, '-')} |"
+            )
+    if images:
+        out += ["", "## Predicted (left) and exact (right) traces on held-out observations", ""]
+        out += [f"![example]({p.relative_to(p.parents[1])})" for p in images]
+    return "\n".join(out) + "\n"
+
+
+def to_html(md: str, images: list[Path]) -> str:
+    """A minimal markdown-to-HTML for the report's own constructs (headings, tables, paragraphs, images)."""
+    inline = {str(p.relative_to(p.parents[1])): base64.b64encode(p.read_bytes()).decode() for p in images}
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            head, *rows = table
+            body.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>")
+            body.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+            body.append("</table>")
+            table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-", " "} for c in cells):
+                table.append(cells)
+            continue
+        flush_table()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
+        elif line.startswith("!["):
+            src = line[line.index("(") + 1 : -1]
+            body.append(f'<img alt="example" src="data:image/png;base64,{inline[src]}">')
+        elif line.strip():
+            body.append(f"<p>{html.escape(line)}</p>")
+    flush_table()
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px}"
+        "th{background:#f3f3f3}img{max-width:100%;margin:.5em 0;border:1px solid #ddd}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tracegen demo report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>"
+    )
+
+
+def write_report(out: Path, summary: dict) -> tuple[Path, Path]:
+    from tracegen.io.files import atomic_path
+
+    images = sorted((out / "eval").glob("example_*.png"))
+    md = markdown(summary, images)
+    with atomic_path(out / "report.md") as tmp:
+        tmp.write_text(md)
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(to_html(md, images))
+    return out / "report.md", out / "report.html"

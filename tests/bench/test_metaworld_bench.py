@@ -1,0 +1,59 @@
+"""The closed-loop benchmark: schema, resume without double counting, refusals before any episode."""
+
+import json
+
+import pytest
+
+from tracegen.bench.metaworld import BenchConfig, read_log, resolve, run_bench
+
+
+def test_oracle_succeeds_on_three_simple_tasks_and_json_schema(tmp_path):
+    cfg = BenchConfig(
+        protocol="mini",
+        planner="oracle",
+        out=str(tmp_path / "b.json"),
+        seeds=1,
+        tasks=("door-close", "button-press", "handle-press"),
+    )
+    result = run_bench(cfg, progress=False)
+    assert result["overall_success"] == 1.0 and result["episodes"] == 3
+    for key in ("overall_success", "per_task", "episodes", "mean_plan_ms", "planner", "checkpoint", "data"):
+        assert key in result
+    assert result["per_task"]["door-close"] == {"corner": "1/1"}
+    assert json.loads((tmp_path / "b.json").read_text())["planner"] == "oracle"
+    assert "| door-close |" in (tmp_path / "b.md").read_text()
+
+
+def test_a_killed_run_resumes_without_double_counting(tmp_path):
+    out = tmp_path / "b.json"
+    run_bench(BenchConfig(protocol="mini", planner="oracle", out=str(out), seeds=1, tasks=("door-close",)), False)
+    log = out.with_suffix(".episodes.jsonl")
+    with open(log, "a") as f:
+        f.write('{"task": "door-cl')  # a line cut by a kill
+    result = run_bench(
+        BenchConfig(protocol="mini", planner="oracle", out=str(out), seeds=2, tasks=("door-close",)), False
+    )
+    assert result["episodes"] == 2
+    assert [r["seed"] for r in read_log(log)] == [0, 1]  # seed 0 was not run again
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(cameras=("topview",)), "not in protocol"),
+        (dict(tasks=("drawer-open",)), "not in protocol"),
+        (dict(planner="model"), "needs --ckpt"),
+        (dict(protocol="libero"), "unknown protocol"),
+    ],
+)
+def test_refusals_before_any_episode(tmp_path, change, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(BenchConfig(**{"protocol": "mini", "planner": "oracle", "out": str(tmp_path / "x.json")} | change))
+
+
+def test_checkpoint_for_another_grid_is_refused(tmp_path):
+    from tracegen.model import TraceGen, preset
+
+    TraceGen(preset("tiny", grid=10)).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="10x10 grid"):
+        resolve(BenchConfig(protocol="mini", planner="model", ckpt=str(tmp_path / "ckpt"), out=str(tmp_path / "b")))
