@@ -213,12 +213,22 @@ def bench_metaworld(
 
 
 def _mount_optional_apps() -> None:
-    """Verb groups whose dependencies are optional extras (the simulator)."""
+    """Verb groups whose dependencies are optional or may fail to load (the simulator needs an OpenGL backend):
+    when they cannot load, the verb is still listed and says why, and every other verb keeps working."""
+    help_text = "Record simulated demonstrations with exact ground-truth tracks."
     try:
         from tracegen.sim.cli import app as sim_app
-    except ImportError:
+    except Exception as e:  # noqa: BLE001 -- ImportError (extra not installed) or the GL backend's error
+        reason = str(e)
+
+        @app.command("sim", help=f"{help_text} (unavailable here)",
+                     context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+        def sim_unavailable(args: list[str] | None = typer.Argument(None)) -> None:
+            typer.echo(f"error: tracegen sim is unavailable: {reason}", err=True)
+            raise typer.Exit(2)
+
         return
-    app.add_typer(sim_app, name="sim", help="Record simulated demonstrations with exact ground-truth tracks.")
+    app.add_typer(sim_app, name="sim", help=help_text)
 
 
 _mount_optional_apps()
