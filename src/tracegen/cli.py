@@ -234,6 +234,17 @@ def _mount_optional_apps() -> None:
 _mount_optional_apps()
 
 
+def _mount_forge() -> None:
+    """``tracegen forge`` and ``tracegen forge-eval`` (their heavy imports happen inside the commands)."""
+    from tracegen.forge.cli import forge, forge_eval
+
+    app.command("forge")(forge)
+    app.command("forge-eval")(forge_eval)
+
+
+_mount_forge()
+
+
 def main() -> None:
     try:
         app()

@@ -91,3 +91,123 @@ def gt_samples(ep: Episode, config: WindowConfig = WindowConfig()) -> tuple[list
         else:
             samples.append(out)
     return samples, dropped
+
+
+# ---------------------------------------------------------------------------------------------- TraceForge stage
+
+
+def robust_speeds(reference: list[np.ndarray], query_frames: np.ndarray, num_frames: int, top_fraction: float = 0.02
+                  ) -> np.ndarray:
+    """Per-frame motion ``(T,)`` of the clip in pixels per frame: the mean step length of the fastest
+    ``top_fraction`` of points (camera-compensated), averaged over the windows covering each frame."""
+    total, count = np.zeros(num_frames), np.zeros(num_frames)
+    for uvz, f in zip(reference, query_frames, strict=True):
+        uv = uvz[..., :2]
+        if uv.shape[1] < 2:
+            continue
+        seg = np.linalg.norm(np.diff(uv, axis=1), axis=-1)  # (N, L - 1)
+        seg = np.where(np.isfinite(seg), seg, 0.0)
+        k = max(1, int(np.ceil(top_fraction * len(seg))))
+        speed = np.sort(seg, axis=0)[-k:].mean(0)  # (L - 1,)
+        frames = int(f) + np.arange(len(speed))
+        total[frames] += speed
+        count[frames] += 1
+    return np.divide(total, count, out=np.zeros(num_frames), where=count > 0)
+
+
+def static_span_queries(speed: np.ndarray, query_frames: np.ndarray, threshold: float, margin: int) -> np.ndarray:
+    """``(Q,)`` True for query frames in the clip's leading or trailing static span (speed below ``threshold``
+    throughout), keeping ``margin`` frames before the first and after the last motion."""
+    moving = np.flatnonzero(speed >= threshold)
+    if not len(moving):
+        return np.ones(len(query_frames), bool)
+    return (query_frames < moving[0] - margin) | (query_frames > moving[-1] + margin)
+
+
+def sanitize_window(uvz: np.ndarray, has_depth: bool) -> tuple[np.ndarray, float]:
+    """Rows with non-finite values or (with depth) points at or behind the reference camera become NaN rows
+    (kept as static points by :func:`window_sample`). Returns the window and the fraction of tracked rows lost."""
+    uvz = np.array(uvz, dtype=np.float64)
+    tracked = np.isfinite(uvz).any(axis=(1, 2))
+    bad = ~np.isfinite(uvz).all(axis=(1, 2))
+    if has_depth:
+        with np.errstate(invalid="ignore"):
+            bad |= (uvz[..., 2] <= 0).any(1)
+    lost = bad & tracked
+    uvz[bad] = np.nan
+    return uvz, float(lost.sum() / max(tracked.sum(), 1))
+
+
+class Windows:
+    """Stage ``windows``: reference-camera tracks -> retargeted, filtered triplets (``clip.samples``), with every
+    dropped window counted by reason in ``clip.dropped``."""
+
+    name = "windows"
+
+    def __init__(self, window: WindowConfig = WindowConfig(), trim_static: bool = True, static_speed: float = 0.002,
+                 max_invalid_fraction: float = 0.5):
+        self.window, self.trim_static = window, trim_static
+        self.static_speed, self.max_invalid_fraction = static_speed, max_invalid_fraction
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, clip):
+        has_depth = clip.depth is not None and clip.depth_metric and clip.tracks.world is not None
+        queries = clip.tracks.query_frames
+        drop_static = np.zeros(len(queries), bool)
+        if self.trim_static:
+            speed = robust_speeds(clip.reference, queries, clip.num_frames, self.window.retarget.top_fraction)
+            threshold = self.static_speed * float(np.hypot(clip.height, clip.width))
+            drop_static = static_span_queries(speed, queries, threshold, self.window.query_every)
+        for q, f in enumerate(queries):
+            if drop_static[q]:
+                clip.dropped["static span"] += 1
+                continue
+            uvz, lost = sanitize_window(clip.reference[q], has_depth)
+            if lost > self.max_invalid_fraction:
+                clip.dropped["degenerate window (most points non-finite or behind the camera)"] += 1
+                continue
+            out = window_sample(clip, int(f), uvz, has_depth, self.window)
+            if isinstance(out, str):
+                clip.dropped[out.split(" (")[0]] += 1
+            else:
+                clip.samples.append(out)
+        return clip
+
+
+def retarget_frames(traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig()
+                    ) -> tuple[np.ndarray, int]:
+    """The fractional frame index of every retargeted step of :func:`tracegen.traces.retarget` and the number of
+    valid steps: ``retarget(traj).traj[:, :count]`` equals ``traj`` linearly interpolated at these frames.
+
+    Evaluation uses it to resample the ground truth at exactly the times the estimated trace was resampled at.
+    """
+    import math
+
+    from tracegen.traces import robust_speed
+
+    speed = robust_speed(traj, height, width, config.top_fraction)
+    arc = np.concatenate([[0.0], np.cumsum(speed)])
+    total = arc[-1]
+    if config.mode == "arc_step":
+        count = min(int(math.floor(total / config.step)) + 1, config.max_steps)
+        targets = config.step * np.arange(count, dtype=np.float64)
+        targets[-1] = min(targets[-1], total)
+    else:
+        count = config.num_points
+        targets = np.linspace(0.0, total, count)
+    if traj.shape[1] == 1:
+        return np.zeros(count), count
+    idx = np.clip(np.searchsorted(arc, targets, side="right") - 1, 0, traj.shape[1] - 2)
+    seg = speed[idx]
+    alpha = np.divide(targets - arc[idx], seg, out=np.zeros_like(targets), where=seg > 0)
+    return idx + alpha, count
+
+
+def resample_frames(traj: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``traj (N, T, D)`` linearly interpolated at fractional frames ``(S,)`` -> ``(N, S, D)``."""
+    i = np.clip(np.floor(frames).astype(int), 0, traj.shape[1] - 1)
+    j = np.minimum(i + 1, traj.shape[1] - 1)
+    a = (frames - i)[None, :, None]
+    return traj[:, i] * (1 - a) + traj[:, j] * a

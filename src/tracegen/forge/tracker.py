@@ -1,0 +1,370 @@
+"""Point trackers: the CPU ``forge`` tracker, plain Lucas-Kanade (the baseline), and learned trackers via hooks.
+
+Every tracker follows the query grid of every query frame through its window and returns
+:class:`~tracegen.forge.clip.Tracks`: pixels in each frame's own image, visibility, and world points when depth
+and cameras exist (2D tracks lifted with the depth map: "tracking in 3D").
+
+**The forge tracker** tracks all queries' points together, frame by frame, so each frame is prepared once:
+
+1. *Static points cost nothing and do not drift.* Fixed camera: a visible point whose 5 x 5 neighbourhood (grey
+   levels and depth) has not changed since its anchor frame stays where it is. Moving camera with depth: a point
+   whose anchor patch still matches where its world position projects is static in the world and stays pinned.
+2. *Moving points*: dense DIS flow gives the step, a Lucas-Kanade refinement the rest. Its patch (19 x 19, sampled
+   every other pixel) is masked to the point's own surface (pixels at similar depth, so a thin arm link is not
+   dragged by the background behind it) and compared up to a brightness offset (shading changes as surfaces turn).
+3. *Every step is checked*: the patch residual; with depth, depth consistency -- the point's own pixel must show
+   its surface at its expected depth (something in front is an occluder; plain LK instead latches onto the arm
+   passing over a background point); without depth, forward-backward consistency of the dense flow.
+4. *Occluded points* keep their last world position (re-projected into every frame, so a moving camera is
+   followed) and are *re-acquired*: where the predicted position shows a surface at the predicted depth and the
+   last-seen patch matches there, they are visible again; points that were moving are also searched for within
+   ``REACQUIRE_RADIUS`` pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracegen.forge.clip import Clip, ClipError, Tracks
+from tracegen.forge.config import TrackerConfig
+from tracegen.forge.flow import (
+    ClipImages,
+    Patches,
+    align,
+    consistent_depth,
+    depth_mask,
+    nearest_depth,
+    patch_residual,
+    refine_lk,
+    sample_points,
+    template_patches,
+)
+from tracegen.forge.windows import WindowConfig
+from tracegen.geometry import pixels_to_world, world_to_pixels
+from tracegen.traces import grid_points
+
+STATIC_RADIUS = 2  # the neighbourhood compared by the static test: 5 x 5 pixels
+REACQUIRE_RADIUS = 3.0  # pixels a re-acquired point may move from its predicted position
+
+
+def in_image(p: np.ndarray, height: int, width: int, margin: float = 0.5) -> np.ndarray:
+    """``(P,)`` True for pixels inside the image, up to ``margin`` beyond its border pixels (border rows and
+    columns are tracked: a refinement may settle a fraction of a pixel outside)."""
+    u, v = p[:, 0], p[:, 1]
+    return (u >= -margin) & (u <= width - 1 + margin) & (v >= -margin) & (v <= height - 1 + margin)
+
+
+def query_frames(num_frames: int, window: WindowConfig) -> np.ndarray:
+    """Frames that open a window: every ``query_every`` frames (PAPER.md §3.1)."""
+    return np.arange(0, num_frames, window.query_every, dtype=np.int64)
+
+
+class _State:
+    """Per-track arrays of all queries' points (M = Q * N tracks), updated in place frame by frame."""
+
+    def __init__(self, queries: np.ndarray, grid: np.ndarray, lengths: np.ndarray):
+        Q, N = len(queries), len(grid)
+        self.born = np.repeat(queries, N)  # (M,) query frame of each track
+        self.end = self.born + np.repeat(lengths, N)  # (M,) first frame after its window
+        self.pos = np.tile(grid, (Q, 1)).astype(np.float64)  # (M, 2) current pixel
+        self.visible = np.zeros(Q * N, bool)
+        self.z = np.zeros(Q * N)  # current planar depth, 0 when unknown
+        self.has_z = np.zeros(Q * N, bool)  # the point has a surface with depth (else 2D only)
+        self.world = np.full((Q * N, 3), np.nan)  # last seen world position
+        self.anchor = self.born.copy()  # reference frame of the point's template (static test, anchored refinement)
+        self.anchor_pos = self.pos.copy()  # its pixel in the anchor frame
+        self.change = np.zeros(Q * N)  # change of its neighbourhood since the anchor frame, in units of the threshold
+        self.moved = np.zeros(Q * N, bool)  # it has moved in the image (else it reappears where it was hidden)
+        self.tmpl_frame = self.born.copy()  # last frame the point was seen (re-acquisition template)
+        self.tmpl_pos = self.pos.copy()
+
+
+class ForgeTracker:
+    """The default CPU tracker (see the module docstring)."""
+
+    name = "tracker"
+
+    def __init__(self, cfg: TrackerConfig = TrackerConfig(), window: WindowConfig = WindowConfig()):
+        self.cfg, self.window = cfg, window
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, clip: Clip) -> Clip:
+        if clip.num_frames < 2:
+            raise ClipError("a clip needs at least two frames to track")
+        clip.tracks = self.track(clip)
+        return clip
+
+    def track(self, clip: Clip) -> Tracks:
+        cfg = self.cfg
+        T, H, W = clip.num_frames, clip.height, clip.width
+        images = ClipImages(clip.rgb)
+        queries = query_frames(T, self.window)
+        grid = grid_points(H, W, self.window.grid)
+        lengths = np.minimum(self.window.window, T - queries)
+        L, N = int(lengths.max()), len(grid)
+        st = _State(queries, grid, lengths)
+        depth, K, w2c = clip.depth, clip.K, clip.w2c
+        lift = depth is not None and clip.has_cameras
+        uv_out = np.full((len(queries), N, L, 2), np.nan)
+        vis_out = np.zeros((len(queries), N, L), bool)
+        world_out = np.full((len(queries), N, L, 3), np.nan) if lift else None
+        for t in range(T):
+            self._birth(st, t, grid, depth, K, w2c, lift)
+            if t > 0:
+                active = np.flatnonzero((st.born < t) & (t < st.end))
+                same_camera = clip.camera_static or (K is not None and w2c is not None and
+                                                     np.array_equal(K[t], K[t - 1]) and
+                                                     np.array_equal(w2c[t], w2c[t - 1]))
+                self._step(st, images, active[st.visible[active]], t, depth, K, w2c, lift, same_camera)
+                hidden = active[~st.visible[active]]
+                if lift:
+                    self._predict_hidden(st, hidden, t, K, w2c)
+                if len(hidden) and t % cfg.reacquire_every == 0:
+                    self._reacquire(st, images, hidden, t, depth, K, w2c, lift, same_camera)
+                images.forget(t - 1 - self.window.window)
+            rec = np.flatnonzero((st.born <= t) & (t < st.end))
+            q, n, step = rec // N, rec % N, t - st.born[rec]
+            uv_out[q, n, step] = st.pos[rec]
+            vis_out[q, n, step] = st.visible[rec]
+            if lift:
+                world_out[q, n, step] = st.world[rec]
+        return Tracks(queries, uv_out, vis_out, lengths, world_out)
+
+    # ------------------------------------------------------------------ patch helpers (this tracker's settings)
+
+    def _mask(self, depth_map: np.ndarray, p: np.ndarray) -> np.ndarray:
+        cfg = self.cfg
+        return depth_mask(depth_map, p, cfg.window_radius, cfg.depth_abs_tol, cfg.depth_rel_tol, cfg.window_stride)
+
+    def _lk(self, template, target: np.ndarray, p_template: np.ndarray, p_init: np.ndarray, mask):
+        cfg = self.cfg
+        return refine_lk(template, target, p_template, p_init, cfg.window_radius, cfg.lk_iters, mask,
+                         stride=cfg.window_stride)
+
+    def _residual(self, template, target: np.ndarray, p_template: np.ndarray, p: np.ndarray, mask) -> np.ndarray:
+        return patch_residual(template, target, p_template, p, self.cfg.window_radius, mask, self.cfg.window_stride)
+
+    def _patches(self, template, p: np.ndarray, mask) -> Patches:
+        return template_patches(template, p, self.cfg.window_radius, mask, self.cfg.window_stride)
+
+    # ------------------------------------------------------------------ steps
+
+    def _birth(self, st: _State, t: int, grid: np.ndarray, depth, K, w2c, lift: bool) -> None:
+        new = np.flatnonzero(st.born == t)
+        if not len(new):
+            return
+        st.pos[new] = st.anchor_pos[new] = grid
+        st.visible[new] = True
+        st.tmpl_pos[new] = grid
+        if depth is not None:
+            z = nearest_depth(depth[t], grid)  # the query's depth, as the official code lifts it
+            st.z[new], st.has_z[new] = z, z > 0
+            if lift:
+                st.world[new] = pixels_to_world(np.concatenate([grid, z[:, None]], 1), K[t], w2c[t])
+                st.world[new[z <= 0]] = np.nan
+
+    def _step(self, st: _State, images: ClipImages, vis: np.ndarray, t: int, depth, K, w2c, lift: bool,
+              same_camera: bool) -> None:
+        """Advance the visible tracks ``vis`` from frame t - 1 to t."""
+        cfg = self.cfg
+        if same_camera and len(vis):
+            vis = vis[self._changed(st, images, vis, t, depth)]
+        elif lift and len(vis):
+            vis = self._anchored(st, images, vis, t, depth, K, w2c)
+        if not len(vis):
+            return
+        H, W = images.shape
+        p_prev = st.pos[vis]
+        p0 = p_prev + sample_points(images.flow(t - 1, t), p_prev)
+        mask = None
+        if depth is not None:
+            mask = self._mask(depth[t - 1], p_prev)
+            mask[~st.has_z[vis]] = True
+        p1, textured, residual = self._lk(images.smooth(t - 1), images.smooth(t)[0], p_prev, p0, mask)
+        p1 = np.where(textured[:, None], p1, p0)  # no texture: trust the dense flow
+        inside = in_image(p1, H, W)
+        p1 = np.clip(p1, 0, [W - 1, H - 1])
+        z_new = st.z[vis]
+        with_z = st.has_z[vis] if depth is not None else np.zeros(len(vis), bool)
+        ok = ~textured | (residual < cfg.residual_max)
+        if (~with_z).any():  # without depth, forward-backward consistency and the patch residual decide
+            back = p1 + sample_points(images.flow(t, t - 1), p1)
+            ok &= with_z | (np.linalg.norm(back - p_prev, axis=1) < cfg.fb_max_px)
+        if with_z.any():  # with depth, the point must stay on its surface: something in front is an occluder
+            z_ref = world_to_pixels(st.world[vis], K[t], w2c[t])[:, 2] if lift else st.z[vis]  # camera t's depth
+            z_ref = np.where(np.isfinite(z_ref), z_ref, st.z[vis])
+            z_found, z_ok = consistent_depth(depth[t], p1, z_ref, cfg.depth_abs_tol, cfg.depth_rel_tol)
+            ok &= z_ok | ~with_z
+            z_new = np.where(with_z, z_found, 0.0)
+        ok &= inside
+        good, lost = vis[ok], vis[~ok]
+        st.moved[good] |= np.linalg.norm(p1[ok] - p_prev[ok], axis=1) > 0.25
+        self._update(st, good, t, p1[ok], z_new[ok], K, w2c, lift)
+        st.visible[lost] = False  # position: held (2D) or re-projected from the world point (3D)
+
+    def _update(self, st: _State, idx: np.ndarray, t: int, p: np.ndarray, z: np.ndarray, K, w2c, lift: bool) -> None:
+        """Tracks ``idx`` were found at ``p`` (depth ``z``) in frame t: it becomes their anchor and template."""
+        st.pos[idx], st.z[idx] = p, z
+        st.tmpl_frame[idx], st.tmpl_pos[idx] = t, p
+        st.anchor[idx], st.anchor_pos[idx], st.change[idx] = t, p, 0.0
+        if lift:
+            self._lift(st, idx, t, K, w2c)
+
+    def _anchored(self, st: _State, images: ClipImages, idx: np.ndarray, t: int, depth, K, w2c) -> np.ndarray:
+        """Moving camera: a point whose anchor patch still matches where its world position projects now is static
+        in the world (only the camera moved) and stays pinned there -- no frame-to-frame drift. Returns the points
+        left for the frame-to-frame step."""
+        cfg = self.cfg
+        H, W = images.shape
+        cand = idx[st.has_z[idx]]
+        uvz = world_to_pixels(st.world[cand], K[t], w2c[t])
+        p_pred, z_pred = uvz[:, :2], uvz[:, 2]
+        inside = in_image(p_pred, H, W)
+        p_pred = np.clip(p_pred, 0, [W - 1, H - 1])
+        _, seen = consistent_depth(depth[t], p_pred, z_pred, cfg.depth_abs_tol, cfg.depth_rel_tol)
+        keep = inside & seen & (z_pred > 0)
+        cand, p_pred, z_pred = cand[keep], p_pred[keep], z_pred[keep]
+        handled = np.zeros(len(cand), bool)
+        for frame in np.unique(st.anchor[cand]):
+            sel = np.flatnonzero(st.anchor[cand] == frame)
+            ids, pp, zp = cand[sel], p_pred[sel], z_pred[sel]
+            template, target = images.smooth(int(frame)), images.smooth(t)[0]
+            mask = self._mask(depth[frame], st.anchor_pos[ids])
+            static = self._residual(template, target, st.anchor_pos[ids], pp, mask) < cfg.static_residual
+            st.pos[ids[static]], st.z[ids[static]] = pp[static], zp[static]  # the world point is unchanged
+            st.tmpl_frame[ids[static]], st.tmpl_pos[ids[static]] = t, pp[static]
+            handled[sel[static]] = True
+        return np.setdiff1d(idx, cand[handled], assume_unique=True)
+
+    def _changed(self, st: _State, images: ClipImages, idx: np.ndarray, t: int, depth) -> np.ndarray:
+        """``(len(idx),)`` True where the point's 5 x 5 neighbourhood may have changed since its anchor frame.
+
+        Each frame's change to the previous one (mean absolute grey-level difference over 5 x 5, and the largest
+        depth change) is summed per point since its anchor: by the triangle inequality the sum bounds the change
+        since the anchor, so a change is never missed, and one filtered image per frame serves every point."""
+        import cv2
+
+        size = (2 * STATIC_RADIUS + 1,) * 2
+        c = np.rint(st.pos[idx]).astype(np.int64)
+        r, k = c[:, 1], c[:, 0]
+        grey = cv2.blur(cv2.absdiff(images.gray[t], images.gray[t - 1]).astype(np.float32), size)
+        st.change[idx] += grey[r, k] / self.cfg.static_diff
+        if depth is not None:
+            dz = cv2.dilate(np.abs(depth[t] - depth[t - 1]), np.ones(size, np.uint8))
+            st.change[idx] += dz[r, k] / (0.005 + 0.01 * st.z[idx])
+        return st.change[idx] > 1.0
+
+    def _lift(self, st: _State, idx: np.ndarray, t: int, K, w2c) -> None:
+        with_z = idx[st.has_z[idx]]
+        uvz = np.concatenate([st.pos[with_z], st.z[with_z, None]], 1)
+        st.world[with_z] = pixels_to_world(uvz, K[t], w2c[t])
+
+    def _predict_hidden(self, st: _State, hidden: np.ndarray, t: int, K, w2c) -> None:
+        """Hidden points with a world position are re-projected into frame t (held static in the world)."""
+        idx = hidden[st.has_z[hidden]]
+        if len(idx):
+            uvz = world_to_pixels(st.world[idx], K[t], w2c[t])
+            st.pos[idx], st.z[idx] = uvz[:, :2], uvz[:, 2]
+
+    def _reacquire(self, st: _State, images: ClipImages, hidden: np.ndarray, t: int, depth, K, w2c,
+                   lift: bool, static_camera: bool) -> None:
+        """Hidden points whose last-seen patch is visible again near their predicted position become visible.
+
+        First the patch is compared at the prediction itself (a held static point that reappears is exactly there);
+        the others are searched for with a Lucas-Kanade refinement within ``REACQUIRE_RADIUS`` pixels."""
+        cfg = self.cfg
+        H, W = images.shape
+        cand = hidden[in_image(st.pos[hidden], H, W)]
+        if depth is not None and len(cand):  # only where the predicted surface is in view at the predicted depth
+            _, seen = consistent_depth(depth[t], st.pos[cand], st.z[cand], cfg.depth_abs_tol, cfg.depth_rel_tol)
+            cand = cand[seen | ~st.has_z[cand]]
+        target = images.smooth(t)[0]
+        ok = np.zeros(len(cand), bool)
+        pos = st.pos[cand].copy()
+        search, patches = [], []
+        for frame in np.unique(st.tmpl_frame[cand]):
+            sel = np.flatnonzero(st.tmpl_frame[cand] == frame)
+            idx = cand[sel]
+            mask = None
+            if depth is not None:
+                mask = self._mask(depth[frame], st.tmpl_pos[idx])
+                mask[~st.has_z[idx]] = True
+            p = self._patches(images.smooth(int(frame)), st.tmpl_pos[idx], mask)
+            ok[sel] = p.residual(target, pos[sel]) < cfg.static_residual  # reappeared where predicted
+            look = ~ok[sel] & (st.moved[idx] | (not static_camera))  # the others reappear in place
+            if look.any() and t % (2 * cfg.reacquire_every) == 0:
+                search.append(sel[look])
+                patches.append(p.subset(look))
+        if search:  # one batched search for every template frame's patches
+            sel = np.concatenate(search)
+            p_lk, textured, residual = align(Patches.concat(patches), target, pos[sel], cfg.lk_iters)
+            found = textured & (residual < cfg.residual_max)
+            found &= (np.linalg.norm(p_lk - pos[sel], axis=1) < REACQUIRE_RADIUS) & in_image(p_lk, H, W)
+            pos[sel], ok[sel] = np.clip(p_lk, 0, [W - 1, H - 1]), found
+        z_new = st.z[cand]
+        if depth is not None:
+            z_found, z_ok = consistent_depth(depth[t], pos, st.z[cand], cfg.depth_abs_tol, cfg.depth_rel_tol)
+            ok &= z_ok | ~st.has_z[cand]
+            z_new = np.where(st.has_z[cand], z_found, 0.0)
+        st.visible[cand[ok]] = True
+        self._update(st, cand[ok], t, pos[ok], z_new[ok], K, w2c, lift)
+
+
+class LKTracker:
+    """Plain pyramidal Lucas-Kanade, chained frame to frame (window 15, 3 levels): the baseline of PLATFORM.md §8.1.
+
+    A point is visible while OpenCV's status says it was found; world points come from the depth at the tracked
+    pixel. No occlusion handling, no depth checks.
+    """
+
+    name = "tracker"
+
+    def __init__(self, cfg: TrackerConfig = TrackerConfig(), window: WindowConfig = WindowConfig()):
+        self.cfg, self.window = cfg, window
+
+    def setup(self) -> None:
+        pass
+
+    def process(self, clip: Clip) -> Clip:
+        import cv2
+
+        T, H, W = clip.num_frames, clip.height, clip.width
+        gray = ClipImages(clip.rgb).gray
+        queries = query_frames(T, self.window)
+        grid = grid_points(H, W, self.window.grid)
+        lengths = np.minimum(self.window.window, T - queries)
+        Q, N, L = len(queries), len(grid), int(lengths.max())
+        uv = np.full((Q, N, L, 2), np.nan)
+        vis = np.zeros((Q, N, L), bool)
+        lift = clip.depth is not None and clip.has_cameras
+        world = np.full((Q, N, L, 3), np.nan) if lift else None
+        for q, f in enumerate(queries):
+            p = grid.astype(np.float32).reshape(-1, 1, 2)
+            alive = np.ones(N, bool)
+            for step in range(lengths[q]):
+                if step:
+                    p, status, _ = cv2.calcOpticalFlowPyrLK(gray[f + step - 1], gray[f + step], p, None,
+                                                            winSize=(15, 15), maxLevel=3)
+                    alive &= status[:, 0] == 1
+                uv[q, :, step] = p[:, 0]
+                vis[q, :, step] = alive
+                if lift:
+                    z = nearest_depth(clip.depth[f + step], uv[q, :, step])
+                    X = pixels_to_world(np.concatenate([uv[q, :, step], z[:, None]], 1), clip.K[f + step],
+                                        clip.w2c[f + step])
+                    world[q, :, step] = np.where((z > 0)[:, None], X, np.nan)
+        clip.tracks = Tracks(queries, uv, vis, lengths, world)
+        return clip
+
+
+def make_tracker(cfg: TrackerConfig, window: WindowConfig):
+    """The tracker stage named by ``cfg.kind``."""
+    if cfg.kind == "forge":
+        return ForgeTracker(cfg, window)
+    if cfg.kind == "lk":
+        return LKTracker(cfg, window)
+    from tracegen.forge.learned import LearnedTracker
+
+    return LearnedTracker(cfg, window)
