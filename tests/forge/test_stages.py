@@ -199,6 +199,14 @@ def test_windows_give_retargeted_filtered_samples():
     np.testing.assert_allclose(s.traj[:, 0, :2], grid_points(72, 96), atol=1e-6)
 
 
+def test_without_depth_the_traces_are_2d_only():
+    clip = replace(panel_clip(T=30, speed=2.0), depth=None)
+    clip = Windows(WindowConfig()).process(Compensate().process(ForgeTracker().process(clip)))
+    assert clip.samples and not clip.samples[0].has_depth and clip.samples[0].depth is None
+    np.testing.assert_array_equal(clip.samples[0].traj[..., 2], 0.0)
+    assert clip.tracks.world is None
+
+
 # ---------------------------------------------------------------------------------------------- language, hooks
 
 

@@ -7,8 +7,9 @@ the query frame" (PAPER.md §2.3). A point's world position is held through fram
 Without depth the output is 2D-only (z = 0, masked later). A fixed camera needs no compensation; a moving camera
 with known poses (e.g. from SfM) is compensated by **triangulating** each track from its visible observations as a
 static point: a static scene then gives exactly static traces. Tracks that do not fit one static point (residual
-above ``STATIC_RESIDUAL_PX``) move; they are lifted at the depth of the static points around their query pixel
-(a constant-depth approximation), which removes the camera rotation exactly and its translation approximately.
+above ``STATIC_RESIDUAL_PX``) move; in every frame they are lifted at the depth, in that frame's camera, of the
+static points seen nearest to them (an approximation: exact for the camera's rotation, approximate for its
+translation), and held where they were last seen while hidden.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def triangulate(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, w2c: np.ndar
     ``w2c (L, 4, 4)``: the point nearest to the viewing rays, refitted ``rounds`` times without the observations
     that reproject worse than ``STATIC_RESIDUAL_PX`` (tracker drift, lost points). Returns ``X (N, 3)`` world (NaN
     when the rays are too parallel) and the residual ``(N,)`` pixels: the mean reprojection error of the kept
-    observations, or infinity when fewer than 60 % of them were kept (the point moves)."""
+    observations, or infinity when fewer than ``MIN_KEPT`` of them were kept (the point moves)."""
     c2w = invert_rigid(w2c)  # (L, 4, 4)
     centres = c2w[:, :3, 3]  # (L, 3)
     pixels = np.concatenate([np.nan_to_num(uv), np.ones(uv.shape[:-1] + (1,))], -1)  # (N, L, 3)

@@ -14,6 +14,8 @@ ends of the comparison (the query frame and the compared frame):
   pixel error (for 2D-only traces the only one).
 * **camera** (when estimated, e.g. ``colmap``): rotation error of every frame relative to the first, and camera
   centre error after a similarity alignment to the true centres.
+* **depth** (when a depth stage changes the simulator's depth: edge cleaning, a learned model): absolute relative
+  error against it.
 * **throughput**: the pipeline's own time (no evaluation) per 150 frames, per core, and by stage.
 """
 
@@ -77,6 +79,7 @@ class Accumulator:
     rot_deg: Errors = field(default_factory=Errors)
     centre_cm: Errors = field(default_factory=Errors)
     vis_agree: Errors = field(default_factory=Errors)
+    depth_absrel: Errors = field(default_factory=Errors)
     seconds: float = 0.0
     frames: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -109,6 +112,7 @@ def _evaluate_episode(pipeline: Pipeline, item: SourceItem, cfg: ForgeConfig, ac
     if clip.gt is None or clip.K is None or clip.w2c is None:
         raise ValueError("not a simulated episode with ground truth and cameras")
     gt_K, gt_w2c = clip.K.copy(), clip.w2c.copy()
+    sensor = clip.depth.copy() if clip.depth is not None else None
     clip.timings["load"] = load_seconds
     for stage in pipeline.stages:
         clip = run_stage(stage, clip)
@@ -129,6 +133,9 @@ def _evaluate_episode(pipeline: Pipeline, item: SourceItem, cfg: ForgeConfig, ac
     _trace_errors(clip, truth, cfg, acc)
     if not np.allclose(clip.w2c, gt_w2c):
         record.update(_camera_errors(clip, gt_w2c, acc))
+    if sensor is not None and clip.depth is not None and not np.array_equal(clip.depth, sensor):
+        ok = (sensor > 0) & (clip.depth > 0)  # a depth stage changed the depth (cleaning, a learned model)
+        acc.depth_absrel.add(np.abs(clip.depth[ok] - sensor[ok]) / sensor[ok])
 
 
 class _Truth:
@@ -261,6 +268,8 @@ def report(acc: Accumulator, cfg: ForgeConfig) -> dict[str, Any]:
     if acc.rot_deg.values:
         out |= acc.rot_deg.stats("camera_rot_deg")
         out |= acc.centre_cm.stats("camera_centre_cm")
+    if acc.depth_absrel.values:
+        out |= acc.depth_absrel.stats("depth_absrel", (0.01, 0.05))
     total = sum(acc.stage_seconds.values()) or 1.0
     out["stage_share"] = {k: round(v / total, 4) for k, v in acc.stage_seconds.items()}
     out["stage_seconds_per_clip"] = {k: round(v / max(acc.frames, 1) * CLIP_FRAMES, 4)

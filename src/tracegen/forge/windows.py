@@ -3,6 +3,11 @@
 This is the last stage every trace source shares (a tracker's output after compensation, or the simulator's exact
 ground truth): cut a window of up to ``window`` frames after the query frame, retarget it by speed, apply the
 official sample filters, and package the observation, trace and instructions as a :class:`TraceSample`.
+
+TraceForge's ``windows`` stage (:class:`Windows`) wraps it: it first drops query frames in the clip's leading and
+trailing static spans (a motion-magnitude filter on the compensated tracks) and degenerate windows (most points
+non-finite or behind the camera), and counts every dropped window by reason. :func:`retarget_frames` exposes the
+fractional frames retargeting resamples at, so evaluation can resample the ground truth at the same times.
 """
 
 from __future__ import annotations
