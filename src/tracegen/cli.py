@@ -4,13 +4,12 @@ and exit code 2, before any partial output is written."""
 from __future__ import annotations
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 
 import typer
 
-from tracegen.errors import DataError
+from tracegen.errors import DataError, run_cli
 
 app = typer.Typer(
     name="tracegen",
@@ -246,11 +245,7 @@ _mount_forge()
 
 
 def main() -> None:
-    try:
-        app()
-    except DataError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    run_cli(app)
 
 
 if __name__ == "__main__":

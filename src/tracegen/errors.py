@@ -18,3 +18,14 @@ def check(condition: bool, path: str | Path, problem: str) -> None:
     """Raise :class:`DataError` for ``path`` unless ``condition`` holds."""
     if not condition:
         raise DataError(path, problem)
+
+
+def run_cli(app) -> None:
+    """Run a typer app so that bad data ends in one line ``error: <file>: <problem>`` and exit code 2."""
+    import sys
+
+    try:
+        app()
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

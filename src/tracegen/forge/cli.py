@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -231,13 +230,9 @@ def forge_eval(
 
 
 def main() -> None:
-    from tracegen.errors import DataError
+    from tracegen.errors import run_cli
 
-    try:
-        app()
-    except DataError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    run_cli(app)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from tracegen.io.episode import GroundTruthTracks
+from tracegen.io.episode import GroundTruthTracks, VideoFrames
 from tracegen.io.trace_dataset import TraceSample
 
 
@@ -49,7 +49,7 @@ class Tracks:
 
 
 @dataclass
-class Clip:
+class Clip(VideoFrames):
     """One episode on its way to traces. T frames of H x W pixels (after striding and resizing).
 
     Attributes:
@@ -86,18 +86,6 @@ class Clip:
     dropped: Counter = field(default_factory=Counter)
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.rgb.shape[0])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[2])
 
     @property
     def has_cameras(self) -> bool:

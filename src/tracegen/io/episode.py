@@ -115,8 +115,26 @@ class GroundTruthTracks:
         )
 
 
+class VideoFrames:
+    """``num_frames``, ``height`` and ``width`` of anything holding ``rgb (T, H, W, 3)`` frames."""
+
+    rgb: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[2])
+
+
 @dataclass
-class Episode:
+class Episode(VideoFrames):
     """One demonstration from one camera. Shapes: T frames of H x W pixels.
 
     Attributes:
@@ -142,18 +160,6 @@ class Episode:
     action: np.ndarray | None = None
     gt: GroundTruthTracks | None = None
     meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.rgb.shape[0])
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[2])
 
     def validate(self, path: str | Path = "<episode>") -> None:
         """Raise :class:`DataError` naming ``path`` for any inconsistency."""
