@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegen.forge.clip import Clip, ClipError
+from tracegen.forge.clip import Clip, ClipError, StatelessStage
 from tracegen.forge.config import CameraConfig
 from tracegen.forge.sfm import metric_scale, refine_with_depth, run_sfm, scale_result
 from tracegen.geometry import intrinsics
@@ -33,11 +33,8 @@ def is_static(K: np.ndarray, w2c: np.ndarray, tol: float = 1e-9) -> bool:
     return bool(np.abs(K - K[:1]).max() <= tol and np.abs(w2c - w2c[:1]).max() <= tol)
 
 
-class GivenCamera:
+class GivenCamera(StatelessStage):
     name = "camera"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         if not clip.has_cameras:
@@ -47,11 +44,8 @@ class GivenCamera:
         return clip
 
 
-class StaticCamera:
+class StaticCamera(StatelessStage):
     name = "camera"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         T, known = clip.num_frames, clip.K is not None
@@ -85,11 +79,8 @@ class ColmapCamera:
         return clip
 
 
-class AutoCamera:
+class AutoCamera(StatelessStage):
     name = "camera"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         return (GivenCamera() if clip.has_cameras else StaticCamera()).process(clip)

@@ -104,6 +104,13 @@ class Stage(Protocol):
         """Return the clip with this stage's output filled in; raise :class:`ClipError` to fail the clip."""
 
 
+class StatelessStage:
+    """Base for stages with nothing to load: ``setup()`` does nothing."""
+
+    def setup(self) -> None:
+        """Nothing to load."""
+
+
 def run_stage(stage: Stage, clip: Clip) -> Clip:
     """``stage.process(clip)``, adding the time it took to ``clip.timings[stage.name]``."""
     start = time.perf_counter()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegen.forge.clip import Clip, ClipError
+from tracegen.forge.clip import Clip, ClipError, StatelessStage
 from tracegen.geometry import invert_rigid, pixels_to_world, world_to_pixels
 from tracegen.traces import world_to_reference
 
@@ -79,13 +79,10 @@ def _ray_spread_deg(rays: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.where(w > 0, cos, 1.0))).max(1)
 
 
-class Compensate:
+class Compensate(StatelessStage):
     """Stage ``compensate``: ``clip.reference[q] (N, L_q, 3)`` from ``clip.tracks``."""
 
     name = "compensate"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         tr = clip.tracks

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tracegen.forge.clip import Clip, ClipError
+from tracegen.forge.clip import Clip, ClipError, StatelessStage
 from tracegen.forge.config import DepthConfig
 
 
@@ -89,14 +89,11 @@ def clean_clip_depth(clip: Clip, cfg: DepthConfig) -> None:
                            for d, k in zip(clip.depth, K, strict=True)])
 
 
-class SensorDepth:
+class SensorDepth(StatelessStage):
     name = "depth"
 
     def __init__(self, cfg: DepthConfig = DepthConfig()):
         self.cfg = cfg
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         if clip.depth is None:
@@ -108,11 +105,8 @@ class SensorDepth:
         return clip
 
 
-class NoDepth:
+class NoDepth(StatelessStage):
     name = "depth"
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         clip.depth, clip.depth_metric = None, False
@@ -120,14 +114,11 @@ class NoDepth:
         return clip
 
 
-class AutoDepth:
+class AutoDepth(StatelessStage):
     name = "depth"
 
     def __init__(self, cfg: DepthConfig = DepthConfig()):
         self.cfg = cfg
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         return (SensorDepth(self.cfg) if clip.depth is not None else NoDepth()).process(clip)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from tracegen.forge.camera import make_camera
-from tracegen.forge.clip import Clip, ClipError, run_stage
+from tracegen.forge.clip import Clip, ClipError, StatelessStage, run_stage
 from tracegen.forge.compensate import Compensate
 from tracegen.forge.config import FilterConfig, ForgeConfig
 from tracegen.forge.depth import make_depth
@@ -41,16 +41,13 @@ MARKERS = Path("forge") / "episodes"
 STAGES = ("load", "validate", "camera", "depth", "tracker", "compensate", "windows", "language", "write")
 
 
-class Validate:
+class Validate(StatelessStage):
     """Stage ``validate``: refuse clips that cannot give a window, or in which nothing changes."""
 
     name = "validate"
 
     def __init__(self, cfg: FilterConfig = FilterConfig()):
         self.cfg = cfg
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         if clip.num_frames < self.cfg.min_clip_frames:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracegen.forge.clip import Clip, ClipError, Tracks
+from tracegen.forge.clip import Clip, ClipError, StatelessStage, Tracks
 from tracegen.forge.config import TrackerConfig
 from tracegen.forge.flow import (
     ClipImages,
@@ -79,16 +79,13 @@ class _State:
         self.tmpl_pos = self.pos.copy()
 
 
-class ForgeTracker:
+class ForgeTracker(StatelessStage):
     """The default CPU tracker (see the module docstring)."""
 
     name = "tracker"
 
     def __init__(self, cfg: TrackerConfig = TrackerConfig(), window: WindowConfig = WindowConfig()):
         self.cfg, self.window = cfg, window
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         if clip.num_frames < 2:
@@ -312,7 +309,7 @@ class ForgeTracker:
         self._update(st, cand[ok], t, pos[ok], z_new[ok], K, w2c, lift)
 
 
-class LKTracker:
+class LKTracker(StatelessStage):
     """Plain pyramidal Lucas-Kanade, chained frame to frame (window 15, 3 levels): the baseline of PLATFORM.md §8.1.
 
     A point is visible while OpenCV's status says it was found; world points come from the depth at the tracked
@@ -323,9 +320,6 @@ class LKTracker:
 
     def __init__(self, cfg: TrackerConfig = TrackerConfig(), window: WindowConfig = WindowConfig()):
         self.cfg, self.window = cfg, window
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip: Clip) -> Clip:
         import cv2

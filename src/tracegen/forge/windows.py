@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tracegen.forge.clip import StatelessStage
 from tracegen.io.episode import Episode
 from tracegen.io.trace_dataset import TraceSample
 from tracegen.traces import DEFAULT_GRID, RetargetConfig, official_filter_reason, retarget, static_grid
@@ -143,7 +144,7 @@ def sanitize_window(uvz: np.ndarray, has_depth: bool) -> tuple[np.ndarray, float
     return uvz, float(lost.sum() / max(tracked.sum(), 1))
 
 
-class Windows:
+class Windows(StatelessStage):
     """Stage ``windows``: reference-camera tracks -> retargeted, filtered triplets (``clip.samples``), with every
     dropped window counted by reason in ``clip.dropped``."""
 
@@ -153,9 +154,6 @@ class Windows:
                  max_invalid_fraction: float = 0.5):
         self.window, self.trim_static = window, trim_static
         self.static_speed, self.max_invalid_fraction = static_speed, max_invalid_fraction
-
-    def setup(self) -> None:
-        pass
 
     def process(self, clip):
         has_depth = clip.depth is not None and clip.depth_metric and clip.tracks.world is not None
