@@ -158,8 +158,19 @@ def load_state(run: Path, model: TraceGen, ema: TraceGen, opt: torch.optim.Optim
     return meta
 
 
+def ema_decay_at(step: int, tcfg: TrainConfig) -> float:
+    """0 (copy) during the learning-rate warm-up, then ramping as (1 + k) / (10 + k) up to ``ema_decay``.
+
+    The ramp lets short runs (a warm-up of a few hundred steps) end with an average of their own recent weights
+    rather than of the initial ones.
+    """
+    k = step - tcfg.warmup_steps
+    return 0.0 if k < 0 else min(tcfg.ema_decay, (1 + k) / (10 + k))
+
+
 @torch.no_grad()
 def ema_update(ema: TraceGen, model: TraceGen, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model``, parameter by parameter."""
     for e, p in zip(ema.parameters(), model.parameters(), strict=True):
         e.lerp_(p.detach(), 1 - decay)
 
@@ -247,7 +258,7 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         opt.step()
-        ema_update(ema, model, tcfg.ema_decay if step >= tcfg.warmup_steps else 0.0)
+        ema_update(ema, model, ema_decay_at(step, tcfg))
         done = step + 1
         if rank == 0 and (done % tcfg.log_every == 0 or done == tcfg.steps):
             rate = (done - start) * tcfg.batch_size * world / (time.perf_counter() - t0)

@@ -17,7 +17,7 @@ class TraceGenConfig:
     # --- observation encoders ---
     image_size: int = 128  # the observation is resized to image_size x image_size (K is rescaled with it)
     image_encoder: Literal["conv", "hf"] = "conv"  # conv: small CNN from scratch; hf: a local transformers model
-    image_channels: tuple[int, ...] = (48, 96, 128)  # conv widths: a stride-4 stem, then stride-2 stages
+    image_channels: tuple[int, ...] = (32, 64, 128)  # conv widths: a stride-4 stem, then stride-2 stages
     image_tokens: int = 8  # the encoder's feature map is pooled to image_tokens x image_tokens tokens
     hf_vision_path: str | None = None  # a local folder for image_encoder="hf" (DINOv2, SigLIP, ...)
     text_encoder: str = "minilm"  # "minilm" (all-MiniLM-L6-v2, offline) or a local sentence-transformers folder
@@ -28,7 +28,7 @@ class TraceGenConfig:
     depth: int = 4  # transformer blocks
     heads: int = 4
     mlp_ratio: float = 4.0
-    point_patch: int = 2  # a token holds point_patch x point_patch neighbouring points and all their steps
+    point_patch: int = 4  # a token holds point_patch x point_patch neighbouring points and all their steps
     dropout: float = 0.0
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
@@ -78,7 +78,9 @@ class TraceGenConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: builds and trains in a fraction of a second
-    "tiny": dict(dim=32, depth=1, heads=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2),
+    "tiny": dict(
+        dim=32, depth=1, heads=2, point_patch=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2
+    ),
     # the CPU default: fast enough to pretrain on a laptop and plan in well under 100 ms
     "default": dict(),
     # a wider model for longer CPU runs or a GPU
