@@ -1,6 +1,6 @@
 """TraceGen speed on this machine: training throughput (samples/s) and plan latency (ms) per preset.
 
-    python benchmarks/model_speed.py [--presets default large] [--threads 2]
+    python benchmarks/model_speed.py [--presets default large] [--threads 2] [--set point_patch=2 ...]
 
 Training: fwd + bwd + AdamW on random batches of 32 (encoders included, text embeddings precomputed), after
 warm-up steps. Latency: ``TraceGen.predict`` on one 224x224 RGB-D observation (resize, encoders, the preset's
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from tracegen.model import TraceGen, preset
+from tracegen.train import TrainConfig, parse_overrides
 
 
 def train_throughput(model: TraceGen, batch_size: int = 32, steps: int = 6) -> float:
@@ -61,10 +62,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--presets", nargs="+", default=["default"])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="model config overrides")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    overrides = parse_overrides(TrainConfig(), a.set).model
     for name in a.presets:
-        model = TraceGen(preset(name))
+        model = TraceGen(preset(name, **overrides))
         params = sum(p.numel() for p in model.parameters())
         rate = train_throughput(model.train())
         med, p90 = latency(model.eval())
@@ -72,6 +75,7 @@ def main() -> None:
             json.dumps(
                 {
                     "preset": name,
+                    "overrides": a.set,
                     "params_m": round(params / 1e6, 2),
                     "train_samples_per_s": round(rate, 1),
                     "plan_median_ms": round(med, 1),
