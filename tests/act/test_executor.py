@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tracegen.act.executor import ExecutorConfig, plan_from_trace
+from tracegen.act.executor import ExecutorConfig, plan_from_trace, recent_descent
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 
 K = intrinsics(200.0, 200.0, 111.5, 111.5)
@@ -83,3 +83,110 @@ def test_unknown_path_mode():
     pts = np.concatenate(scene(rng))
     with pytest.raises(ValueError, match="path_mode"):
         plan_from_trace(to_trace(np.repeat(pts[:, None], 3, 1)), K, W2C, EE, ExecutorConfig(path_mode="magic"))
+
+
+# --- grasping rules: contact point, arm links, first movers, dips (coarse retargeted steps, as the oracle gives)
+
+
+def pick_trace(rng, contact_z=0.03, S=12, link=None):
+    """An effector that descends from EE to ``contact_z`` (the bottom falls *between* two steps), picks an object
+    there and lifts it; returns world tracks, the effector/object index ranges and the true contact point."""
+    eff = EE + rng.uniform(-0.01, 0.01, (12, 3))
+    contact = np.array([EE[0], EE[1], contact_z])
+    obj = contact + [0, 0, -0.03] + rng.uniform(-0.01, 0.01, (6, 3))
+    table = np.stack([rng.uniform(-0.4, 0.4, 60), rng.uniform(-0.2, 0.4, 60), np.zeros(60)], 1)
+    t = np.linspace(0.0, 1.0, S)  # arc parameter: descent on [0, 0.4], lift after
+    ee_z = np.where(t < 0.4, EE[2] + (contact_z - EE[2]) * t / 0.4, contact_z + (t - 0.4) / 0.6 * 0.15)
+    lift = np.maximum(ee_z - contact_z, 0) * (t >= 0.4)
+    eff_w = eff[:, None] + np.stack([np.zeros(S), np.zeros(S), ee_z - EE[2]], -1)
+    obj_w = obj[:, None] + np.stack([np.zeros(S), np.zeros(S), lift], -1)
+    world = np.concatenate([eff_w, obj_w, np.repeat(table[:, None], S, 1)])
+    return world, contact
+
+
+def test_contact_point_comes_from_the_carried_tracks_not_the_step_before_their_onset():
+    world, contact = pick_trace(np.random.default_rng(5))
+    cfg = ExecutorConfig(grasp_rules=("co-motion",))
+    plan = plan_from_trace(to_trace(world), K, W2C, EE, cfg)
+    assert plan.gripper_closed.any()
+    np.testing.assert_allclose(plan.grasp_position, contact, atol=0.003)
+    coarse = plan_from_trace(
+        to_trace(world), K, W2C, EE, ExecutorConfig(grasp_rules=("co-motion",), contact_grasp=False)
+    )
+    assert np.linalg.norm(coarse.grasp_position - contact) > 0.01  # a step of the coarse trace away
+
+
+def test_arm_links_moving_from_the_start_are_not_carried_objects():
+    """A link next to the effector that follows it for a while (but is not coherent with it) is not an object."""
+    rng = np.random.default_rng(6)
+    S = 33
+    eff = EE + rng.uniform(-0.01, 0.01, (12, 3))
+    link = EE + [0.04, 0.0, 0.03] + rng.uniform(-0.01, 0.01, (6, 3))
+    table = np.stack([rng.uniform(-0.4, 0.4, 60), rng.uniform(-0.2, 0.4, 60), np.zeros(60)], 1)
+    move = np.stack([np.linspace(0, 0.15, S), np.zeros(S), np.zeros(S)], -1)  # the effector slides sideways
+    drift = np.stack([np.zeros(S), np.zeros(S), np.maximum(0, np.linspace(-0.05, 0.05, S))], -1)  # link bends later
+    world = np.concatenate([eff[:, None] + move, link[:, None] + move + drift, np.repeat(table[:, None], S, 1)])
+    cfg = ExecutorConfig(grasp_rules=("co-motion",), first_movers=False)
+    assert not plan_from_trace(to_trace(world), K, W2C, EE, cfg).gripper_closed.any()
+    loose = ExecutorConfig(grasp_rules=("co-motion",), first_movers=False, carry_approach_m=0.0)
+    assert plan_from_trace(to_trace(world), K, W2C, EE, loose).gripper_closed.any()  # the rule is what prevents it
+
+
+def test_first_movers_seed_the_effector_not_a_closer_object_picked_later():
+    world, contact = pick_trace(np.random.default_rng(7), contact_z=0.17)  # the object starts 6 cm below the EE
+    world[:12, :, 1] += 0.08  # the effector's grid points sit 8 cm off the tool point: the object is closer
+    plan = plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig())
+    assert set(plan.effector_tracks) <= set(range(12))
+    naive = plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(first_movers=False))
+    assert not set(naive.effector_tracks) <= set(range(12))
+
+
+def dip_world(heights, rng, xs=None):
+    """Effector tracks following ``heights`` (and x offsets ``xs``) with a static table under them; and the
+    effector's start."""
+    S, heights = len(heights), np.asarray(heights, float)
+    xs = np.zeros(S) if xs is None else xs
+    start = np.array([EE[0], EE[1], heights[0]])
+    eff = start + rng.uniform(-0.01, 0.01, (12, 3))
+    table = np.stack([rng.uniform(-0.4, 0.4, 200), rng.uniform(-0.2, 0.4, 200), np.zeros(200)], 1)
+    move = np.stack([xs, np.zeros(S), heights - heights[0]], -1)
+    return np.concatenate([eff[:, None] + move, np.repeat(table[:, None], S, 1)]), start
+
+
+def test_dip_closes_at_the_first_pick_and_refines_its_bottom_between_steps():
+    # a pick (descent and rise at 5 cm per step meet at 0.025, between the steps at 0.05), a carry, a lower place
+    h = [0.2, 0.15, 0.1, 0.05, 0.05, 0.1, 0.15, 0.2, 0.2, 0.1, 0.0, 0.0]
+    xs = [0, 0, 0, 0, 0, 0, 0, 0, 0.1, 0.2, 0.2, 0.2]
+    world, start = dip_world(h, np.random.default_rng(8), np.array(xs, float))
+    plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)))
+    assert plan.gripper_closed[3:].all() and not plan.gripper_closed[:3].any()  # the first dip, not the lowest point
+    assert plan.grasp_position[0] == pytest.approx(EE[0], abs=0.01)
+    assert plan.grasp_position[2] == pytest.approx(0.025, abs=0.003)
+    flat = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",), dip_refine=False))
+    assert flat.grasp_position[2] == pytest.approx(0.05, abs=0.003)
+
+
+def test_dip_next_to_the_observed_scene_when_no_track_is_near():
+    h = [0.5, 0.4, 0.3, 0.4, 0.5]  # a dip in the air, far from every track
+    world, start = dip_world(h, np.random.default_rng(9))
+    cfg = ExecutorConfig(grasp_rules=("dip",))
+    assert not plan_from_trace(to_trace(world), K, W2C, start, cfg).gripper_closed.any()
+    surface = np.array([[EE[0], EE[1], 0.27]])  # ... but the depth image shows a surface just below its bottom
+    assert plan_from_trace(to_trace(world), K, W2C, start, cfg, scene_points=surface).gripper_closed.any()
+
+
+def test_recent_descent_measures_the_last_uninterrupted_descent():
+    assert recent_descent([0.1, 0.3, 0.25, 0.2, 0.201, 0.1]) == pytest.approx(0.2)  # a 1 mm bump is noise
+    assert recent_descent([0.3, 0.1, 0.2, 0.15]) == pytest.approx(0.05)  # a real rise ends the descent
+    assert recent_descent([0.2]) == 0.0
+
+
+def test_far_arm_link_drives_the_plan_when_the_gripper_is_hidden():
+    rng = np.random.default_rng(10)
+    S = 33
+    link = EE + [0.0, 0.4, 0.2] + rng.uniform(-0.01, 0.01, (8, 3))  # 45 cm away: the only thing that moves
+    table = np.stack([rng.uniform(-0.4, 0.4, 60), rng.uniform(-0.2, 0.4, 60), np.zeros(60)], 1)
+    move = np.stack([np.linspace(0, 0.1, S), np.zeros(S), np.zeros(S)], -1)
+    world = np.concatenate([link[:, None] + move, np.repeat(table[:, None], S, 1)])
+    assert plan_from_trace(to_trace(world), K, W2C, EE).displacement == pytest.approx(0.1, abs=1e-6)
+    assert plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(fallback_radius_m=0.3)).displacement < 1e-9

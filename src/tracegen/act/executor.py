@@ -34,16 +34,23 @@ class ExecutorConfig:
     effector_radius_m: float = 0.10  # effector tracks start this close to the end effector ...
     min_track_motion_m: float = 0.01  # ... move at least this far ...
     coherence_m: float = 0.02  # ... and move like the nearest moving track (within this, at every step)
-    fallback_radius_m: float = 0.30  # when no grid point near the effector moves, the nearest moving part this close
+    fallback_radius_m: float = 0.50  # when no grid point near the effector moves, the nearest moving part this close
     min_effector_tracks: int = 3  # when nothing near the effector moves: the nearest tracks (a static plan)
+    first_movers: bool = True  # the seed is the nearest of the tracks that start moving first (the arm drives the
+    # scene: an object next to the gripper starts moving only once reached)
     path_mode: Literal["mean", "rigid"] = "mean"
     grasp_radius_m: float = 0.08  # object tracks that can be carried start this close to the effector
     carry_tolerance_m: float = 0.02  # a carried track's displacement stays this close to the effector's
     carry_min_motion_m: float = 0.03  # ... while the effector moves at least this far
     min_carried_tracks: int = 2
     carry_onset_m: float = 0.005  # the grasp starts one step before the carried tracks have moved this far
+    carry_approach_m: float = 0.01  # carried tracks stay still while the effector first moves this far (an object
+    # waits for the gripper to reach it; the arm's own links, not picked as effector tracks, move from the start)
+    contact_grasp: bool = True  # grasp where the carried tracks say the effector was when they started moving
     dip_depth_m: float = 0.04  # a "dip": the effector descends at least this far (this plan or just before) ...
     dip_rise_m: float = 0.04  # ... then rises at least this far, next to something: a pick, closed at the bottom
+    dip_refine: bool = True  # the dip's contact point is where the descent and the rise meet between the steps
+    dip_max_refine_m: float = 0.03  # ... at most this far below the lowest step
     grasp_rules: tuple[str, ...] = ("co-motion", "dip")
     max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
 
@@ -56,6 +63,7 @@ class Plan:
     gripper_closed: np.ndarray  # (S,) bool
     effector_tracks: np.ndarray  # (K,) indices of the tracks attributed to the effector
     world_traj: np.ndarray  # (N, S, 3) the lifted trace
+    grasp_position: np.ndarray | None = None  # (3,) where to close the gripper (when a grasp starts in this plan)
 
     @property
     def displacement(self) -> float:
@@ -75,6 +83,8 @@ def select_effector_tracks(
     A 20x20 grid often has no point on the gripper itself, so: among tracks starting within ``effector_radius_m``
     of the effector, take the nearest one that moves (more than ``min_track_motion_m``) as the seed, and keep the
     moving tracks whose displacement stays within ``coherence_m`` of the seed's at every step (one rigid-ish part).
+    With ``first_movers`` the seed is the nearest of the candidates that start moving (by ``carry_onset_m``) within
+    one step of the earliest: an object the gripper is about to pick can lie closer than any gripper point.
     With no moving track within the radius (a coarse grid may miss the gripper), the same rule runs within
     ``fallback_radius_m``; if nothing moves there either, the nearest tracks are returned (a static plan).
     """
@@ -87,7 +97,11 @@ def select_effector_tracks(
         candidates = np.flatnonzero((dist <= cfg.fallback_radius_m) & moving)
     if len(candidates) == 0:
         return np.argsort(dist)[: cfg.min_effector_tracks]
-    seed = candidates[np.argmin(dist[candidates])]
+    pool = candidates
+    if cfg.first_movers:
+        onset = np.argmax(np.linalg.norm(world[candidates] - world[candidates, :1], axis=2) > cfg.carry_onset_m, axis=1)
+        pool = candidates[onset <= onset.min() + 1]
+    seed = pool[np.argmin(dist[pool])]
     disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
     coherent = np.linalg.norm(disp - disp[candidates == seed], axis=2).max(1) <= cfg.coherence_m
     return candidates[coherent]
@@ -107,9 +121,20 @@ def effector_path(world: np.ndarray, tracks: np.ndarray, ee_position: np.ndarray
     return path
 
 
-def gripper_schedule(world: np.ndarray, effector: np.ndarray, path: np.ndarray, cfg: ExecutorConfig) -> np.ndarray:
+def gripper_schedule(
+    world: np.ndarray, effector: np.ndarray, path: np.ndarray, cfg: ExecutorConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
     """``(S,)`` bool: closed from the first step where nearby object tracks start moving with the effector, until
-    they stop following it (one grasp per plan)."""
+    they stop following it (one grasp per plan); and the contact point, where the effector was when they started
+    moving (``None`` without a grasp).
+
+    A carried track must stay still (moved less than ``carry_onset_m``) while the effector first travels
+    ``carry_approach_m``: an object waits for the gripper, whereas arm links that the effector selection left out
+    move from the first step. The contact point is read from the carried tracks themselves: once held, a track moves
+    with the effector, so ``path[s] - (track[s] - track[0])`` is the effector's position at contact for every carried
+    step ``s`` (median over tracks and steps). The retargeted steps are coarse (centimetres), so this is much finer
+    than the step before the onset.
+    """
     S = path.shape[0]
     others = np.setdiff1d(np.arange(len(world)), effector)
     others = others[np.isfinite(world[others, 0]).all(1)]
@@ -124,12 +149,39 @@ def gripper_schedule(world: np.ndarray, effector: np.ndarray, path: np.ndarray, 
         prefix = np.where(follows.all(1), follows.shape[1], np.argmin(follows, axis=1))  # steps each track follows
         reach = np.array([np.linalg.norm(ee_move[:p], axis=1).max() if p else 0.0 for p in prefix])
         carried = reach >= cfg.carry_min_motion_m  # it followed the effector over a real motion
+        if cfg.carry_approach_m > 0:  # ... and waited for it: still while the effector first moved
+            approach = np.linalg.norm(path[: s + 1] - path[0], axis=1) < cfg.carry_approach_m  # (s+1,)
+            first = int(np.argmin(approach)) if not approach.all() else s + 1  # first step the effector is away
+            if first > s:  # the effector has not moved yet at step s: look further along the plan
+                away = np.flatnonzero(np.linalg.norm(path - path[0], axis=1) >= cfg.carry_approach_m)
+                first = int(away[0]) if len(away) else S
+            still = np.linalg.norm(world[near, : first + 1] - world[near, :1], axis=2).max(1) < cfg.carry_onset_m
+            carried &= still
         if carried.sum() >= cfg.min_carried_tracks:
             lift = np.median(np.linalg.norm(obj_move[carried], axis=2), axis=0)  # (R,) how far the object has moved
             onset = max(0, int(np.argmax(lift >= cfg.carry_onset_m)) - 1)  # close just before it starts moving
-            closed[s + onset : s + int(np.median(prefix[carried]))] = True
-            break
-    return closed
+            stop = s + int(np.median(prefix[carried]))
+            closed[s + onset : stop] = True
+            held = np.arange(s + onset + 1, stop)
+            if not cfg.contact_grasp or len(held) == 0:
+                return closed, path[s + onset].copy()
+            tracks = near[carried]
+            contact = path[held][None] - (world[tracks][:, held] - world[tracks, :1])  # (M, H, 3)
+            return closed, np.median(contact.reshape(-1, 3), axis=0)
+    return closed, None
+
+
+def recent_descent(heights: np.ndarray, slack_m: float = 0.003) -> float:
+    """How far the effector has just come down: from the top of its last uninterrupted descent (rises up to
+    ``slack_m`` are noise) to the last of ``heights`` (a history of effector heights, oldest first)."""
+    h = np.asarray(heights, np.float64)
+    if len(h) < 2:
+        return 0.0
+    top, i = h[-1], len(h) - 1
+    while i > 0 and h[i - 1] >= h[i] - slack_m:
+        i -= 1
+        top = max(top, h[i])
+    return float(top - h[-1])
 
 
 def dip_schedule(
@@ -139,20 +191,53 @@ def dip_schedule(
     cfg: ExecutorConfig,
     descended_before_m: float = 0.0,
     up: np.ndarray = np.array([0.0, 0.0, 1.0]),
-) -> np.ndarray:
-    """``(S,)`` bool: closed from the lowest point of a descend-then-rise along ``up`` (world up) that ends next to
-    something in the scene (a track of another part within ``grasp_radius_m``) — a pick."""
+    scene_points: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(S,)`` bool: closed from the lowest point of the first descend-then-rise along ``up`` (world up) that ends
+    next to something in the scene (a track of another part, or a point of the observation's depth
+    ``scene_points (P, 3)`` in world coordinates, within ``grasp_radius_m``) — a pick; and the contact point: that
+    lowest point, lowered by :func:`dip_undershoot` when ``dip_refine``."""
     height = path @ up  # (S,)
     closed = np.zeros(len(path), bool)
-    low = int(np.argmin(height))
-    descent = max(height[: low + 1].max() - height[low], descended_before_m if low == 0 else 0.0)
-    if descent < cfg.dip_depth_m or height[low:].max() - height[low] < cfg.dip_rise_m:
-        return closed
+    for low in range(len(height)):  # the first low point with a deep enough descent before and rise after it
+        if low > 0 and height[low] > height[low - 1]:
+            continue
+        descent = max(height[: low + 1].max() - height[low], descended_before_m if low == 0 else 0.0)
+        if descent >= cfg.dip_depth_m and height[low:].max() - height[low] >= cfg.dip_rise_m:
+            break
+    else:
+        return closed, None
+    while low + 1 < len(height) and height[low + 1] < height[low]:  # the bottom of that descent
+        low += 1
     others = np.setdiff1d(np.arange(len(world)), effector)
     gap = np.linalg.norm(world[others, low] - path[low], axis=1)
+    if scene_points is not None and len(scene_points):
+        gap = np.concatenate([gap, np.linalg.norm(scene_points - path[low], axis=1)])
     if np.nanmin(gap, initial=np.inf) <= cfg.grasp_radius_m:
         closed[low:] = True
-    return closed
+        grasp = path[low].copy()
+        if cfg.dip_refine:
+            grasp -= up * min(cfg.dip_max_refine_m, dip_undershoot(height, low))
+        return closed, grasp
+    return closed, None
+
+
+def dip_undershoot(height: np.ndarray, low: int) -> float:
+    """How far below the lowest retargeted step the dip's true bottom lies (>= 0).
+
+    Retargeted steps sample the motion every few centimetres, so the lowest step is an upper bound of the bottom
+    (and a pause there, e.g. while the gripper closes, leaves no step at all). The descent before and the rise after
+    are each extended by their last per-step velocity (steps ``low-2 -> low-1`` and ``low+1 -> low+2``); they meet,
+    between steps ``low-1`` and ``low+1``, at the bottom.
+    """
+    if low < 2 or low + 2 >= len(height):
+        return 0.0
+    a, b = height[low - 1] - height[low - 2], height[low + 2] - height[low + 1]  # descent and rise per step
+    if not (a < 0 < b):
+        return 0.0
+    t = (height[low + 1] - height[low - 1] + a * (low - 1) - b * (low + 1)) / (a - b)
+    t = float(np.clip(t, low - 1, low + 1))
+    return max(0.0, float(height[low] - (height[low - 1] + a * (t - (low - 1)))))
 
 
 def plan_from_trace(
@@ -163,19 +248,29 @@ def plan_from_trace(
     cfg: ExecutorConfig = ExecutorConfig(),
     num_steps: int | None = None,
     descended_before_m: float = 0.0,
+    scene_points: np.ndarray | None = None,
 ) -> Plan:
     """The end-effector plan for a trace ``traj (N, S, 3)`` (u, v px; z m) seen by camera (K, w2c).
 
     ``num_steps`` keeps only the first steps (e.g. the valid ones). Tracks with unknown depth (NaN z) are ignored.
     ``descended_before_m``: how far the effector came down just before this plan (for the dip rule).
+    ``scene_points``: the observation's depth lifted to world points (the dip rule's "next to something").
     """
     traj = np.asarray(traj, np.float64)[:, :num_steps]
     world = lift_trace(traj, K, w2c)
     effector = select_effector_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
     path = effector_path(world, effector, np.asarray(ee_position, np.float64), cfg.path_mode)
-    closed = np.zeros(len(path), bool)
-    if "co-motion" in cfg.grasp_rules:
-        closed |= gripper_schedule(world, effector, path, cfg)
-    if "dip" in cfg.grasp_rules:
-        closed |= dip_schedule(world, effector, path, cfg, descended_before_m)
-    return Plan(path, closed, effector, world)
+    closed, grasp = np.zeros(len(path), bool), None
+    for rule in cfg.grasp_rules:
+        if rule == "co-motion":
+            rule_closed, rule_grasp = gripper_schedule(world, effector, path, cfg)
+        elif rule == "dip":
+            rule_closed, rule_grasp = dip_schedule(
+                world, effector, path, cfg, descended_before_m, scene_points=scene_points
+            )
+        else:
+            raise ValueError(f"unknown grasp rule {rule!r}; use 'co-motion' and/or 'dip'")
+        if rule_closed.any() and (grasp is None or np.argmax(rule_closed) < np.argmax(closed)):
+            grasp = rule_grasp  # the earliest grasp's contact point
+        closed |= rule_closed
+    return Plan(path, closed, effector, world, grasp)

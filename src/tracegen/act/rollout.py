@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace
+from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
 from tracegen.act.planners import Planner
+from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
 
 
@@ -31,8 +32,17 @@ class RolloutConfig:
     min_plan_motion_m: float = 0.005  # a plan moving less than this counts as static
     max_static_plans: int = 3  # give up after this many static plans in a row
     grasp_wait_steps: int = 12  # env steps spent closing the gripper in place when a plan starts a grasp
+    grasp_tolerance_m: float = 0.006  # the effector goes this close to the plan's contact point before closing
+    grasp_approach_m: float = 0.0  # > 0: reach the contact point from this high above it (a vertical last descent)
+    grasp_press_m: float = 0.02  # > 0: from the contact point, keep going down (world -z, at most this far) ...
+    press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
+    scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
+    release_static_plans: int = 2  # > 0: a latched gripper opens after this many static plans in a row (a grasp
+    # that carries nothing the trace wants moved has failed; opening lets the plan start over)
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
-    descent_window: int = 30  # env steps of history that tell the dip rule how far the effector just came down
+    descent_window: int = 200  # env steps of history that tell the dip rule how far the effector just came down
+    descent_slack_m: float = 0.003  # >= 0: the dip rule measures the last uninterrupted descent in that window
+    # (rises up to this are noise; executor.recent_descent); < 0: the window's highest point
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
@@ -53,6 +63,48 @@ def action_towards(ee: np.ndarray, target: np.ndarray, closed: bool, cfg: Rollou
     return np.append(xyz, cfg.close_effort if closed else cfg.open_effort).astype(np.float32)
 
 
+def drive(
+    env: SimEnv,
+    target: np.ndarray,
+    cfg: RolloutConfig,
+    budget: int,
+    history: list[np.ndarray],
+    tolerance: float,
+    stop_when_blocked: bool = False,
+) -> int:
+    """Open-gripper steps towards ``target`` until within ``tolerance``, ``max_steps_per_waypoint`` steps, success,
+    ``budget`` steps or (``stop_when_blocked``) two steps that come down less than ``press_blocked_m``. Returns steps."""
+    used = 0
+    while used < min(budget, cfg.max_steps_per_waypoint) and not env.success:
+        before = history[-1]
+        if np.linalg.norm(target - before) <= tolerance:
+            break
+        env.step(action_towards(before, target, False, cfg))
+        history.append(env.ee_pose()[:3, 3])
+        used += 1
+        if stop_when_blocked and used >= 2 and history[-3][2] - history[-1][2] < cfg.press_blocked_m:
+            break  # two steps that came down less than press_blocked_m: blocked
+    return used
+
+
+def approach_contact(
+    env: SimEnv, plan: Plan, cfg: RolloutConfig, budget: int, history: list[np.ndarray]
+) -> tuple[int, bool]:
+    """Before a grasp: go to the plan's contact point with the gripper open (from ``grasp_approach_m`` above it if
+    configured), then press on down by up to ``grasp_press_m`` until blocked; the gripper then closes where the
+    effector is (``plan.grasp_position`` is updated). Returns (steps used, whether the budget allows more)."""
+    g = plan.grasp_position
+    used = 0
+    if cfg.grasp_approach_m > 0 and history[-1][2] > g[2] + cfg.grasp_approach_m:
+        used += drive(env, g + [0.0, 0.0, cfg.grasp_approach_m], cfg, budget - used, history, cfg.grasp_tolerance_m)
+    used += drive(env, g, cfg, budget - used, history, cfg.grasp_tolerance_m)
+    if cfg.grasp_press_m > 0:  # the retargeted steps cut the bottom of a pick: press on until something stops us
+        floor = np.append(g[:2], g[2] - cfg.grasp_press_m)
+        used += drive(env, floor, cfg, budget - used, history, cfg.grasp_tolerance_m, stop_when_blocked=True)
+        plan.grasp_position = history[-1].copy()
+    return used, used < budget
+
+
 def follow(
     env: SimEnv, plan: Plan, cfg: RolloutConfig, budget: int, history: list[np.ndarray]
 ) -> tuple[int, bool, bool]:
@@ -65,10 +117,17 @@ def follow(
     for k in range(1, last):
         closed = bool(plan.gripper_closed[k])
         sent_closed |= closed
-        waits = cfg.grasp_wait_steps if closed and not plan.gripper_closed[k - 1] else 0  # a grasp: close in place
+        grasping = closed and not plan.gripper_closed[k - 1]
+        waits = cfg.grasp_wait_steps if grasping else 0  # a grasp: close in place
+        if grasping and plan.grasp_position is not None:
+            done, ok = approach_contact(env, plan, cfg, budget - used, history)
+            used += done
+            if env.success or used >= budget or not ok:
+                return used, env.success, sent_closed
+        hold = plan.grasp_position if grasping and plan.grasp_position is not None else plan.positions[k - 1]
         for i in range(waits + cfg.max_steps_per_waypoint):
             ee = history[-1]
-            target = plan.positions[k - 1] if i < waits else plan.positions[k]
+            target = hold if i < waits else plan.positions[k]
             if i >= waits and np.linalg.norm(target - ee) <= cfg.waypoint_tolerance_m:
                 break
             env.step(action_towards(ee, target, closed, cfg))
@@ -92,7 +151,7 @@ def rollout(
 ) -> RolloutResult:
     """One closed-loop episode from ``env.reset(seed)``."""
     env.reset(seed)
-    steps, static, latched = 0, 0, False
+    steps, static, latched, static_closed = 0, 0, False, 0
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
@@ -111,7 +170,24 @@ def rollout(
         result.plan_ms.append(1000 * (time.perf_counter() - t0))
         result.plans += 1
         recent = np.array(history[-cfg.descent_window :])[:, 2]
-        plan = plan_from_trace(traj, K, w2c, history[-1], cfg.executor, descended_before_m=recent.max() - recent[-1])
+        descended = (
+            recent.max() - recent[-1] if cfg.descent_slack_m < 0 else recent_descent(recent, cfg.descent_slack_m)
+        )
+        scene = None
+        if cfg.scene_stride > 0 and frame.depth is not None:
+            d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
+            vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
+            ok = (d > 0) & (d < cfg.executor.max_depth_m)
+            scene = pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
+        plan = plan_from_trace(
+            traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene
+        )
+        if latched and cfg.release_static_plans and plan.displacement < cfg.min_plan_motion_m:
+            static_closed += 1
+            if static_closed >= cfg.release_static_plans:  # the grasp failed: open and let the plan start over
+                latched, static_closed = False, 0
+        else:
+            static_closed = 0
         if latched:
             plan.gripper_closed[:] = True
         if record:
