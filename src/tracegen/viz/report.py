@@ -18,10 +18,10 @@ def markdown(summary: dict, images: list[Path]) -> str:
     out = [
         "# tracegen demo report",
         "",
-        "The whole loop on a small configuration: simulated demonstrations with exact ground truth → "
-        "observation–trace–language triplets → TraceGen pretrained on other tasks and embodiments, warmed up on "
-        "five videos per target task (and the same model from scratch) → trace accuracy on held-out episodes → "
-        "closed-loop control through the trace executor.",
+        "The whole loop on a small configuration: simulated demonstrations → TraceForge (tracking, depth, cameras; "
+        "no ground truth) makes observation–trace–language triplets → TraceGen pretrained on other tasks and "
+        "embodiments, warmed up on five videos per target task (and the same model from scratch) → trace accuracy "
+        "on held-out episodes → closed-loop control through the trace executor.",
         "",
         "## Stage timings",
         "",
@@ -36,6 +36,20 @@ def markdown(summary: dict, images: list[Path]) -> str:
             for k, v in res["record"].items()
             if isinstance(v, dict)
         ]
+    if "traces" in res:
+        out += [
+            "",
+            "| set | traces from | windows kept | windows dropped (reason: count) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for k, v in res["traces"].items():
+            if not isinstance(v, dict):
+                continue
+            if "windows_kept" in v:  # a TraceForge run
+                dropped = ", ".join(f"{r}: {n}" for r, n in v["windows_dropped"].items()) or "none"
+                out.append(f"| {k} | TraceForge ({v['seconds']:.0f} s) | {v['windows_kept']} | {dropped} |")
+            else:
+                out.append(f"| {k} | exact ground truth (to score against) | {v.get('samples')} | |")
     if "eval" in res:
         out += [
             "",
