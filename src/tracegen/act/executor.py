@@ -101,8 +101,8 @@ def select_effector_tracks(
     if cfg.first_movers:
         onset = np.argmax(np.linalg.norm(world[candidates] - world[candidates, :1], axis=2) > cfg.carry_onset_m, axis=1)
         pool = candidates[onset <= onset.min() + 1]
-    seed = pool[np.argmin(dist[pool])]
     disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
+    seed = pool[np.argmin(dist[pool])]
     coherent = np.linalg.norm(disp - disp[candidates == seed], axis=2).max(1) <= cfg.coherence_m
     return candidates[coherent]
 

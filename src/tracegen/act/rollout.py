@@ -33,12 +33,11 @@ class RolloutConfig:
     max_static_plans: int = 3  # give up after this many static plans in a row
     grasp_wait_steps: int = 12  # env steps spent closing the gripper in place when a plan starts a grasp
     grasp_tolerance_m: float = 0.006  # the effector goes this close to the plan's contact point before closing
-    grasp_approach_m: float = 0.0  # > 0: reach the contact point from this high above it (a vertical last descent)
     grasp_press_m: float = 0.02  # > 0: from the contact point, keep going down (world -z, at most this far) ...
     press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
-    release_static_plans: int = 2  # > 0: a latched gripper opens after this many static plans in a row (a grasp
-    # that carries nothing the trace wants moved has failed; opening lets the plan start over)
+    release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
+    # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
     descent_window: int = 200  # env steps of history that tell the dip rule how far the effector just came down
     descent_slack_m: float = 0.003  # >= 0: the dip rule measures the last uninterrupted descent in that window
@@ -73,7 +72,9 @@ def drive(
     stop_when_blocked: bool = False,
 ) -> int:
     """Open-gripper steps towards ``target`` until within ``tolerance``, ``max_steps_per_waypoint`` steps, success,
-    ``budget`` steps or (``stop_when_blocked``) two steps that come down less than ``press_blocked_m``. Returns steps."""
+    ``budget`` steps or (``stop_when_blocked``) two steps that come down less than ``press_blocked_m``.
+
+    Returns the steps used."""
     used = 0
     while used < min(budget, cfg.max_steps_per_waypoint) and not env.success:
         before = history[-1]
@@ -90,14 +91,11 @@ def drive(
 def approach_contact(
     env: SimEnv, plan: Plan, cfg: RolloutConfig, budget: int, history: list[np.ndarray]
 ) -> tuple[int, bool]:
-    """Before a grasp: go to the plan's contact point with the gripper open (from ``grasp_approach_m`` above it if
-    configured), then press on down by up to ``grasp_press_m`` until blocked; the gripper then closes where the
-    effector is (``plan.grasp_position`` is updated). Returns (steps used, whether the budget allows more)."""
+    """Before a grasp: go to the plan's contact point with the gripper open, then press on down by up to
+    ``grasp_press_m`` until blocked; the gripper then closes where the effector is (``plan.grasp_position`` is
+    updated). Returns (steps used, whether the budget allows more)."""
     g = plan.grasp_position
-    used = 0
-    if cfg.grasp_approach_m > 0 and history[-1][2] > g[2] + cfg.grasp_approach_m:
-        used += drive(env, g + [0.0, 0.0, cfg.grasp_approach_m], cfg, budget - used, history, cfg.grasp_tolerance_m)
-    used += drive(env, g, cfg, budget - used, history, cfg.grasp_tolerance_m)
+    used = drive(env, g, cfg, budget, history, cfg.grasp_tolerance_m)
     if cfg.grasp_press_m > 0:  # the retargeted steps cut the bottom of a pick: press on until something stops us
         floor = np.append(g[:2], g[2] - cfg.grasp_press_m)
         used += drive(env, floor, cfg, budget - used, history, cfg.grasp_tolerance_m, stop_when_blocked=True)
@@ -186,6 +184,10 @@ def rollout(
             static_closed += 1
             if static_closed >= cfg.release_static_plans:  # the grasp failed: open and let the plan start over
                 latched, static_closed = False, 0
+                for _ in range(min(cfg.grasp_wait_steps, cfg.max_env_steps - steps)):  # let the gripper open
+                    wait()
+                    steps += 1
+                continue
         else:
             static_closed = 0
         if latched:

@@ -1,0 +1,87 @@
+"""The closed loop's grasp and recovery rules on a point-mass robot above a floor (no simulator)."""
+
+import numpy as np
+
+from tracegen.act.executor import Plan
+from tracegen.act.rollout import RolloutConfig, approach_contact, rollout
+from tracegen.geometry import intrinsics, look_at, world_to_pixels
+from tracegen.sim.render import Frame
+
+K = intrinsics(100.0, 100.0, 63.5, 47.5)
+W2C = look_at([0.0, -1.0, 0.8], [0.0, 0.0, 0.1], up=[0, 0, 1])
+
+
+class PointRobot:
+    """An effector that moves 1 cm per unit of action (as Meta-World's mocap does), stopped by a floor; it records
+    the gripper efforts it is sent."""
+
+    def __init__(self, start, floor=0.0):
+        self.start, self.floor = np.asarray(start, float), floor
+        self.reset(0)
+
+    def reset(self, seed):
+        self.ee, self.efforts, self.success = self.start.copy(), [], False
+
+    def step(self, action):
+        self.ee = self.ee + 0.01 * np.asarray(action[:3], float)
+        self.ee[2] = max(self.ee[2], self.floor)
+        self.efforts.append(float(action[3]))
+
+    def ee_pose(self):
+        T = np.eye(4)
+        T[:3, 3] = self.ee
+        return T
+
+    def render(self, camera, depth=True, seg=False):
+        return Frame(rgb=np.zeros((96, 128, 3), np.uint8), depth=np.ones((96, 128), np.float32))
+
+    def intrinsics(self, camera):
+        return K
+
+    def extrinsics(self, camera):
+        return W2C
+
+
+def test_a_grasp_presses_on_below_the_contact_point_until_blocked():
+    robot = PointRobot([0.0, 0.0, 0.1], floor=0.03)  # the true bottom: 1 cm below the coarse contact point
+    plan = Plan(np.zeros((2, 3)), np.array([False, True]), np.arange(1), np.zeros((1, 2, 3)), np.array([0, 0, 0.04]))
+    history = [robot.ee.copy()]
+    used, ok = approach_contact(robot, plan, RolloutConfig(), 200, history)
+    assert ok and robot.ee[2] == 0.03  # pressed on until the floor stopped it
+    np.testing.assert_allclose(plan.grasp_position, robot.ee)
+    robot.reset(0)
+    plan.grasp_position = np.array([0, 0, 0.04])
+    approach_contact(robot, plan, RolloutConfig(grasp_press_m=0.0), 200, [robot.ee.copy()])
+    assert robot.ee[2] >= 0.034  # without the rule: closes where the coarse trace said, too high
+
+
+class PickThenStuckPlanner:
+    """First a pick (the effector's tracks dip 8 cm to the floor and rise), then traces in which nothing moves."""
+
+    name = "stuck"
+
+    def __init__(self, start):
+        rng = np.random.default_rng(0)
+        self.eff = start + rng.uniform(-0.01, 0.01, (6, 3))
+        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+        self.floor[0] = [start[0], start[1], 0.0]  # something to pick, under the effector
+        self.calls = 0
+
+    def plan(self, env, frame, K, w2c, instruction):
+        self.calls += 1
+        dz = np.array([0.0, -0.04, -0.08, -0.04, 0.0]) if self.calls == 1 else np.zeros(5)
+        eff = env.ee + (self.eff - self.eff.mean(0))
+        world = np.concatenate([eff[:, None] + dz[None, :, None] * [0, 0, 1], np.repeat(self.floor[:, None], 5, 1)])
+        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+
+
+def test_a_latched_gripper_opens_after_static_plans():
+    start = np.array([0.0, 0.0, 0.1])
+    for release, opens in ((2, True), (0, False)):
+        robot = PointRobot(start)
+        cfg = RolloutConfig(max_env_steps=150, max_replans=8, release_static_plans=release)
+        rollout(robot, PickThenStuckPlanner(start), "cam", 0, "", cfg)
+        closing = np.isclose(robot.efforts, cfg.close_effort)
+        assert closing.any()  # the pick closed the gripper ...
+        reopened = np.isclose(robot.efforts, cfg.open_effort)[int(np.argmax(closing)) :].any()
+        assert reopened == opens  # ... and only the rule opens it again
