@@ -244,6 +244,16 @@ def _mount_forge() -> None:
 _mount_forge()
 
 
+def _mount_viz() -> None:
+    """``tracegen viz`` (matplotlib, PyAV and rerun are imported inside its commands)."""
+    from tracegen.viz.cli import app as viz_app
+
+    app.add_typer(viz_app, name="viz")
+
+
+_mount_viz()
+
+
 def main() -> None:
     run_cli(app)
 

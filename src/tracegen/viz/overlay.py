@@ -20,11 +20,15 @@ def draw_traces(
     min_size: int = 448,
     min_motion_px: float = 0.0,
     thickness: int = 1,
+    colors: np.ndarray | None = None,
+    visible: np.ndarray | None = None,
 ) -> np.ndarray:
     """Overlay ``traj (N, S, >=2)`` (pixels of ``rgb``) on ``rgb (H, W, 3)``; returns an upscaled RGB image.
 
     Only the first ``num_steps`` steps are drawn (all by default); points that move less than ``min_motion_px``
-    get just their dot, so a mostly static scene stays readable.
+    get just their dot, so a mostly static scene stays readable. ``colors (N, 3)`` uint8 overrides the rainbow
+    (to keep each point's colour when drawing a subset); points with ``visible (N,)`` False end in a hollow ring
+    (occluded), as CoTracker draws them.
     """
     H, W = rgb.shape[:2]
     scale = max(1, int(np.ceil(min_size / max(H, W))))
@@ -32,13 +36,15 @@ def draw_traces(
     canvas = (0.6 * canvas).astype(np.uint8)  # dim the image so the traces stand out
     steps = traj[:, : num_steps or traj.shape[1], :2]
     pts = np.round((steps + 0.5) * scale - 0.5).astype(np.int32)  # pixel centres survive the upscale
-    colors = point_colors(len(traj))
+    colors = point_colors(len(traj)) if colors is None else colors
     moving = np.linalg.norm(steps - steps[:, :1], axis=-1).max(1) >= min_motion_px
+    radius = max(2, round(max(canvas.shape[:2]) / 150))  # 3 px at 448: dots mark points without hiding the scene
     for i in range(len(traj)):
         color = tuple(int(c) for c in colors[i])
         if moving[i] and len(pts[i]) > 1:
             cv2.polylines(canvas, [pts[i]], False, color, thickness, cv2.LINE_AA)
-        cv2.circle(canvas, tuple(int(c) for c in pts[i, -1]), max(2, scale), color, -1, cv2.LINE_AA)
+        fill = -1 if visible is None or visible[i] else 1
+        cv2.circle(canvas, tuple(int(c) for c in pts[i, -1]), radius, color, fill, cv2.LINE_AA)
     return canvas
 
 
