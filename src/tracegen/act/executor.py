@@ -5,16 +5,25 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
 
 1. **Lift** every ``(u, v, z)`` to world coordinates with the camera's K and w2c.
 2. **Effector tracks**: near the end effector's known position (forward kinematics at planning time), the moving
-   tracks that move coherently with the nearest moving one (:func:`select_effector_tracks`).
+   tracks that move coherently with a seed track (:func:`select_effector_tracks`). The seed is the nearest of the
+   tracks that start moving first (``first_movers``: an object about to be picked can lie closer to the tool point
+   than any gripper point, but it waits for the gripper). When the gripper has no moving grid point (hidden behind the
+   arm) the nearest moving part within ``fallback_radius_m`` drives the plan.
 3. **Path**: the effector's future positions — the start position plus the *mean* displacement of its tracks (as the
    paper's authors do), or a *rigid* fit (Kabsch) of the tracks from the start to every step applied to the
    effector's position.
-4. **Gripper**: closed from the first step where at least ``min_carried_tracks`` non-effector tracks that start
-   within ``grasp_radius_m`` of the effector move *with* it (their displacement since that step stays within
-   ``carry_tolerance_m`` of the effector's, while the effector moves at least ``carry_min_motion_m``) — closing one
-   step before they have moved ``carry_onset_m`` — and open again when they stop following. No privileged task
-   knowledge is used. A 20x20 grid often has no point on a small object, so a second rule reads the effector path
-   alone: a *dip* (descend ``dip_depth_m``, then rise ``dip_rise_m``) is a pick, closed from its lowest point.
+4. **Gripper** and **contact point** (where to close). *Co-motion*: closed from the first step where at least
+   ``min_carried_tracks`` non-effector tracks that start within ``grasp_radius_m`` of the effector move *with* it
+   (their displacement since that step stays within ``carry_tolerance_m`` of the effector's, while the effector
+   moves at least ``carry_min_motion_m``) and stayed still while the effector first moved ``carry_approach_m`` (arm
+   links move from the start; objects wait) — closing one step before they have moved ``carry_onset_m`` — and open
+   again when they stop following. The contact point is read from the carried tracks (``contact_grasp``): a held
+   track moves with the effector, so ``path[s] - (track[s] - track[0])`` is where the effector was when it took hold.
+   *Dip*: a 20x20 grid often has no point on a small object, so a second rule reads the effector path alone: the
+   first descend-then-rise (``dip_depth_m``, ``dip_rise_m``) next to something (a track, or the observation's depth
+   points) is a pick, closed from its lowest step; the contact point is that step lowered to where the descent and
+   the rise meet (``dip_refine``: retargeted steps are centimetres apart and skip the bottom).
+   No privileged task knowledge is used.
 
 Only the valid steps of the trace are used (a prediction has all 33).
 """

@@ -4,6 +4,13 @@ The controller is a saturated proportional law on the end-effector position, the
 action space (end-effector delta xyz plus a gripper effort) and the gain its scripted experts use; retargeted steps are
 re-timed by the controller itself: a waypoint is reached when the effector is within ``waypoint_tolerance_m``, and a
 plan is abandoned (replanned) when the effector stalls or the plan is used up.
+
+Grasps (:class:`RolloutConfig`): before closing, the effector goes to the plan's contact point with the gripper open
+(within ``grasp_tolerance_m``), presses on down by up to ``grasp_press_m`` until blocked (the coarse trace cuts the
+bottom of a pick), then closes in place for ``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until
+``release_static_plans`` static plans in a row say the grasp failed; it then opens and the next plan starts over.
+The dip rule learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``)
+and sees the scene in the observation's depth (``scene_stride``).
 """
 
 from __future__ import annotations
