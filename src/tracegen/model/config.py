@@ -33,6 +33,8 @@ class TraceGenConfig:
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
+    prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
+    min_t: float = 0.05  # x0-prediction: the velocity (x_t - x0_hat) / t uses t >= min_t
     sample_steps: int = 6  # default number of ODE steps at inference (Heun: 2 evaluations per step but the last)
     sampler: Literal["euler", "heun"] = "heun"
     guidance: float = 1.0  # classifier-free guidance scale (1 = conditional model only)
@@ -49,6 +51,8 @@ class TraceGenConfig:
         return self.grid * self.grid
 
     def validate(self) -> None:
+        if self.prediction not in ("x0", "velocity"):
+            raise ValueError(f"prediction must be 'x0' or 'velocity', got {self.prediction!r}")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:
@@ -94,6 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         image_tokens=24,
         sample_steps=100,
         sampler="euler",
+        prediction="velocity",  # as the official code
     ),
 }
 

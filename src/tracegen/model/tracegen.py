@@ -85,7 +85,21 @@ class TraceGen(nn.Module):
         noise = torch.randn(x0.shape, generator=generator)
         x_t, target = flow.interpolate(x0, noise, t)
         context, pooled = self.condition(batch, keep)
-        return flow.masked_mse(self.decoder(x_t, t, context, pooled), target, batch["mask"])
+        return flow.masked_mse(self.velocity(x_t, t, context, pooled), target, batch["mask"])
+
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``.
+
+        With ``prediction="x0"`` the decoder outputs the clean increments and the velocity is ``(x_t - x0_hat) / t``
+        (t clipped at ``min_t``). A token packs p*p*L*3 numbers (1536 by default) into ``dim`` (128) channels, so
+        the decoder cannot pass noise through to its output, which predicting the velocity (``eps - x0``) needs;
+        the clean increments are low-dimensional and fit (as in "Back to Basics: Let Denoising Generative Models
+        Denoise", Li and He, 2025).
+        """
+        out = self.decoder(x_t, t, context, pooled)
+        if self.cfg.prediction == "velocity":
+            return out
+        return (x_t - out) / t.clamp_min(self.cfg.min_t).view(-1, 1, 1, 1)
 
     def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss (so that DistributedDataParallel can wrap the model)."""
@@ -117,7 +131,7 @@ class TraceGen(nn.Module):
             null_ctx, null_pooled = self.condition(rep, torch.zeros(len(pooled), dtype=torch.bool))
 
         def velocity(x, t, conditional):
-            return self.decoder(x, t, *((context, pooled) if conditional else (null_ctx, null_pooled)))
+            return self.velocity(x, t, *((context, pooled) if conditional else (null_ctx, null_pooled)))
 
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g)
