@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from lerobot_fixture import (
     ACTION,
     FPS,
@@ -28,7 +29,6 @@ from lerobot_fixture import (
     write_v3,
     write_v21,
 )
-
 from tracegen.errors import DataError
 from tracegen.io.lerobot import is_lerobot_dataset, iter_lerobot_episodes, lerobot_info, read_lerobot_episode
 
