@@ -4,6 +4,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from headless_browser import NO_BROWSER, check_report, find_browser
+
 
 def run(*args):
     return subprocess.run(
@@ -11,8 +15,15 @@ def run(*args):
     )
 
 
-def test_tiny_demo_end_to_end_and_cached_rerun(tmp_path):
-    out = run("--out", tmp_path / "demo", "--scale", "tiny")
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    """One tiny demo run shared by the tests below: (its parent folder, the finished process)."""
+    tmp_path = tmp_path_factory.mktemp("tiny_demo")
+    return tmp_path, run("--out", tmp_path / "demo", "--scale", "tiny")
+
+
+def test_tiny_demo_end_to_end_and_cached_rerun(tiny_demo):
+    tmp_path, out = tiny_demo
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     res = summary["results"]
@@ -28,6 +39,15 @@ def test_tiny_demo_end_to_end_and_cached_rerun(tmp_path):
 
     again = run("--out", tmp_path / "demo", "--scale", "tiny")
     assert again.returncode == 0 and again.stdout.count(": cached") == 5
+
+
+@pytest.mark.skipif(find_browser() is None, reason=NO_BROWSER)
+def test_the_report_renders_in_a_headless_browser(tiny_demo):
+    """As a person sees it: every image of report.html decodes, no page errors, the pictures are on screen."""
+    tmp_path, out = tiny_demo
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = tmp_path / "demo" / "report.md"
+    check_report(report.with_suffix(".html"), tmp_path, expected_images=report.read_text().count("!["))
 
 
 def test_demo_refuses_an_unwritable_output(tmp_path):
