@@ -1,11 +1,12 @@
 import json
+import os
 
 import numpy as np
 import pytest
 
 from tracegen.errors import DataError
 from tracegen.io.episode import read_episode, read_episode_meta, write_episode
-from tracegen.io.files import atomic_dir
+from tracegen.io.files import atomic_dir, save_json
 from tracegen.io.video import read_video, write_video
 
 
@@ -156,3 +157,16 @@ def test_corrupt_and_pickled_npz(written):
     np.savez(written / "cameras.npz", K=np.array([{"a": 1}], dtype=object), w2c=np.zeros(1))
     with pytest.raises(DataError, match="pickled object array"):
         read_episode(written)
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """Files and folders written atomically are readable by others as plain writes would be (umask 022)."""
+    old = os.umask(0o022)
+    try:
+        save_json(tmp_path / "a.json", {"x": 1})
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

@@ -16,6 +16,13 @@ import numpy as np
 from tracegen.errors import DataError
 
 
+def _umask_mode(base: int) -> int:
+    """``base`` permissions minus the process umask: what ``open()`` / ``mkdir()`` would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block finishes.
@@ -28,6 +35,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _umask_mode(0o666))  # mkstemp makes 0600 files; outputs are for other users and tools too
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -42,6 +50,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, _umask_mode(0o777))
         if path.exists():
             _remove_tree(path)
         os.replace(tmp, path)
