@@ -164,7 +164,8 @@ def demo(
         shutil.rmtree(out)
     summary = run_demo(DemoConfig(out=str(out), **SCALES[scale]), log=typer.echo)
     typer.echo("\n" + summary_table(summary))
-    typer.echo(f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); total {summary['total_seconds']} s")
+    typer.echo(f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); "
+               f"stages {summary['total_seconds']} s, this run {summary['this_run_seconds']} s")
 
 
 bench_app = typer.Typer(help="Closed-loop benchmarks.", no_args_is_help=True)

@@ -226,7 +226,9 @@ def _draw_examples(cfg: DemoConfig, stage: Stage, count: int = 3) -> None:
     from tracegen.io.convert import trace_shards
     from tracegen.io.official import write_png
     from tracegen.model import TraceGen
-    from tracegen.viz.overlay import draw_traces, side_by_side
+    from tracegen.viz.overlay import draw_traces, point_colors, side_by_side
+    from tracegen.viz.render import plot_3d
+    from tracegen.viz.source import TraceView
 
     model = TraceGen.from_pretrained(Path(cfg.out) / "train" / "warmup")
     samples = [s for _, shard in trace_shards(Path(cfg.out) / "traces" / "heldout", "traces") for s in shard]
@@ -235,6 +237,21 @@ def _draw_examples(cfg: DemoConfig, stage: Stage, count: int = 3) -> None:
         pred = model.predict(s.rgb, s.depth, s.instructions[0]).traj[0, 0]
         gt = draw_traces(s.rgb, s.traj[:, : s.num_valid], min_motion_px=1.0)
         write_png(stage.dir / f"example_{i}.png", side_by_side(draw_traces(s.rgb, pred, min_motion_px=1.0), gt))
+    if picks and picks[0].K is not None:  # a 3D view of the first example: predicted and exact, camera frame
+        s = picks[0]
+        pred = model.predict(s.rgb, s.depth, s.instructions[0]).traj[0, 0]
+        for name, traj in (("predicted", pred), ("exact", s.traj[:, : s.num_valid])):
+            view = TraceView(
+                stage.dir,
+                s.rgb,
+                traj,
+                point_colors(len(traj)),
+                f"{name}: {s.instructions[0]}",
+                True,
+                K=s.K,
+                depth=s.depth,
+            )
+            plot_3d(view, stage.dir / f"example_3d_{name}.png")
 
 
 def closed_loop(cfg: DemoConfig, stage: Stage) -> dict:
