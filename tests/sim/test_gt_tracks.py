@@ -73,3 +73,17 @@ def test_visible_points_sit_on_their_body_in_a_fresh_segmentation(drawer_env):
     seen = [env.model.body(env.model.geom_bodyid[g]).name if g >= 0 else None for g in geoms[rows, cols]]
     own = [names[b] for b in ep.gt.point_body[0, n]]
     assert np.mean([a == b for a, b in zip(seen, own, strict=True)]) > 0.9
+
+
+def test_stepping_leaves_fresh_kinematics(drawer_env):
+    """After a step the body poses (read by the renderer and the ground truth) are those of the current joint
+    positions: recomputing the kinematics changes nothing."""
+    import mujoco
+
+    env = drawer_env
+    env.reset(4)
+    for _ in range(3):
+        env.step(env.expert_action())
+    xpos, geom_xpos = env.data.xpos.copy(), env.data.geom_xpos.copy()
+    mujoco.mj_kinematics(env.model, env.data)
+    assert np.abs(env.data.xpos - xpos).max() < 1e-12 and np.abs(env.data.geom_xpos - geom_xpos).max() < 1e-12
