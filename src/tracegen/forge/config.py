@@ -79,6 +79,12 @@ class TrackerConfig:
     static_residual: float = 6.0  # moving camera: grey levels within which the anchor patch matches where the
     # point's world position projects (then the point is static in the world)
     reacquire_every: int = 2  # frames between re-acquisition attempts of occluded points
+    surface_align: bool = True  # moving points with depth: their surface fitted rigidly to each frame's depth
+    surface_radius: int = 9  # the surface lifted around each point: 19 x 19 pixels...
+    surface_stride: int = 1  # ...every pixel
+    surface_prior: float = 2e-4  # metres of depth residual worth one pixel off the photometric position
+    surface_rot_damping: float = 2e-3
+    surface_iters: int = 4
     weights: str | None = None  # learned trackers
 
 

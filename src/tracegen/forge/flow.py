@@ -230,3 +230,120 @@ def consistent_depth(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, abs_to
     ok = support >= 0.5  # the point's own pixel is on the surface, not just a neighbour across an edge
     z = np.where(ok, (w * agree * d).sum(1) / np.maximum(support, 1e-12), nearest_depth(depth, p))
     return z, ok
+
+
+
+def surface_patches(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, p: np.ndarray, z: np.ndarray, radius: int,
+                    stride: int, abs_tol: float, rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The surface around points ``p (P, 2)`` (planar depth ``z (P,)``) as 3D samples relative to the point:
+    ``offsets (P, M, 3)`` float32 in world axes and ``mask (P, M)`` (on the point's surface: similar depth)."""
+    H, W = depth.shape
+    ox, oy, _ = patch_offsets(radius, stride)
+    c = np.rint(p[:, :1] + ox).astype(np.int64)
+    r = np.rint(p[:, 1:] + oy).astype(np.int64)
+    inside = (c >= 0) & (c < W) & (r >= 0) & (r < H)
+    c, r = np.clip(c, 0, W - 1), np.clip(r, 0, H - 1)
+    d = depth[r, c].astype(np.float64)
+    mask = inside & (d > 0) & (np.abs(d - z[:, None]) < abs_tol + rel_tol * z[:, None])
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    rel_c = np.stack([(c - p[:, :1]) * d / fx, (r - p[:, 1:]) * d / fy, d - z[:, None]], -1)  # camera axes...
+    rel_c[..., 0] += (p[:, :1] - cx) * (d - z[:, None]) / fx  # ...exactly: X(c, r, d) - X(p, z)
+    rel_c[..., 1] += (p[:, 1:] - cy) * (d - z[:, None]) / fy
+    return (rel_c @ c2w[:3, :3].T).astype(np.float32), mask
+
+
+def _so3_exp(w: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``(P, 3, 3)`` of rotation vectors ``w (P, 3)`` (Rodrigues)."""
+    th = np.linalg.norm(w, axis=1)[:, None, None]
+    k = np.zeros((len(w), 3, 3))
+    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -w[:, 2], w[:, 1], -w[:, 0]
+    k[:, 1, 0], k[:, 2, 0], k[:, 2, 1] = w[:, 2], -w[:, 1], w[:, 0]
+    small = th < 1e-9
+    ths = np.where(small, 1.0, th)
+    a = np.where(small, 1.0, np.sin(ths) / ths)
+    b = np.where(small, 0.5, (1 - np.cos(ths)) / ths**2)
+    return np.eye(3) + a * k + b * (k @ k)
+
+
+def align_surface(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, offsets: np.ndarray, mask: np.ndarray,
+                  R: np.ndarray, centre: np.ndarray, p_init: np.ndarray, prior: float = 2e-4,
+                  rot_damping: float = 2e-3, iters: int = 4, abs_tol: float = 0.01, rel_tol: float = 0.02,
+                  huber: float = 0.002, min_pixels: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Geometric step of moving points: each point's surface, lifted once from the depth of its query frame, is
+    moved rigidly (6 DoF) until it fits this frame's depth.
+
+    Photometric tracking of smoothly shaded, untextured parts (robot links) follows the *shading*, which stays with
+    the world's lights as a part turns, and falls short of the true motion (about 9 % per step on the Meta-World
+    renders); chained over a window that is the tracker's error. The depth render moves with the surface. The
+    surface of point i is ``centre_i + R_i @ offsets_i`` (world); a Gauss-Newton step on the projective depth
+    residual ``depth(pi(Y)) - z(Y)`` (bilinear depth and its derivative, used only where the 2 x 2 neighbours lie on
+    the surface; Huber weights) updates ``R, centre`` from their previous values (model-to-frame: no drift where
+    the surface constrains the motion). What the surface leaves free (sliding along a plane or a cylinder) is held
+    by a weak prior, ``prior`` metres of depth residual per pixel, towards the photometric position ``p_init``, and
+    rotations are damped by ``rot_damping``.
+
+    Args:
+        depth: ``(H, W)`` planar depth of this frame; K ``(3, 3)`` and w2c ``(4, 4)`` its camera.
+        offsets, mask: ``(P, M, 3)`` and ``(P, M)`` from :func:`surface_patches`.
+        R, centre: ``(P, 3, 3)`` and ``(P, 3)``: each surface's pose now (from the previous frame).
+        p_init: ``(P, 2)`` the photometric estimate in this frame.
+    Returns:
+        ``R (P, 3, 3)``, ``centre (P, 3)``, the point's pixel ``(P, 2)``, and ``ok (P,)``: False where too few surface
+        pixels took part (the inputs are returned unchanged there, and p_init as the pixel).
+    """
+    H, W = depth.shape
+    P = len(centre)
+    if P == 0:
+        return R, centre, p_init.copy(), np.zeros(0, bool)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    Rc, tc = w2c[:3, :3], w2c[:3, 3]
+    Rcam = Rc @ R  # (P, 3, 3) surface axes in camera axes
+    c = centre @ Rc.T + tc  # (P, 3) in camera coordinates
+    zc = np.where(c[:, 2] > 1e-6, c[:, 2], 1.0)
+    c[:, 0] += (p_init[:, 0] - (fx * c[:, 0] / zc + cx)) * zc / fx  # start from the photometric position
+    c[:, 1] += (p_init[:, 1] - (fy * c[:, 1] / zc + cy)) * zc / fy
+    used = np.zeros(P)
+    for _ in range(iters):
+        D = np.matmul(offsets, np.swapaxes(Rcam, 1, 2).astype(np.float32)).astype(np.float64)  # (P, M, 3)
+        Y = c[:, None] + D
+        z = Y[..., 2]
+        zs = np.where(z > 1e-6, z, 1.0)
+        u, v = fx * Y[..., 0] / zs + cx, fy * Y[..., 1] / zs + cy
+        uc, vc = np.clip(u, 0, W - 1.001), np.clip(v, 0, H - 1.001)
+        u0, v0 = uc.astype(np.int64), vc.astype(np.int64)
+        fu, fv = uc - u0, vc - v0
+        d00, d01 = depth[v0, u0].astype(np.float64), depth[v0, u0 + 1].astype(np.float64)
+        d10, d11 = depth[v0 + 1, u0].astype(np.float64), depth[v0 + 1, u0 + 1].astype(np.float64)
+        tol = abs_tol + rel_tol * z
+        w = mask & (u >= 0) & (u <= W - 1) & (v >= 0) & (v <= H - 1) & (z > 1e-6)
+        for dn in (d00, d01, d10, d11):  # all four neighbours on the surface: no interpolation across edges
+            w &= (dn > 0) & (np.abs(dn - z) < tol)
+        res = (1 - fu) * (1 - fv) * d00 + fu * (1 - fv) * d01 + (1 - fu) * fv * d10 + fu * fv * d11 - z
+        gu = (1 - fv) * (d01 - d00) + fv * (d11 - d10)  # derivatives of the bilinear depth
+        gv = (1 - fu) * (d10 - d00) + fu * (d11 - d01)
+        used = w.sum(1)
+        a = np.abs(res)
+        wt = w * np.where(a < huber, 1.0, huber / np.maximum(a, 1e-12))
+        JY = np.stack([gu * fx / zs, gv * fy / zs, -(gu * fx * Y[..., 0] + gv * fy * Y[..., 1]) / zs**2 - 1.0], -1)
+        J = np.concatenate([JY, np.cross(D, JY)], -1)  # (P, M, 6): translation, rotation about the centre
+        Jw = J * wt[..., None]
+        A = np.matmul(np.swapaxes(Jw, 1, 2), J)  # (P, 6, 6)
+        b = np.einsum("pmi,pm->pi", Jw, res)
+        zc = np.where(c[:, 2] > 1e-6, c[:, 2], 1.0)
+        Jp = np.zeros((P, 2, 3))
+        Jp[:, 0, 0], Jp[:, 0, 2] = fx / zc, -fx * c[:, 0] / zc**2
+        Jp[:, 1, 1], Jp[:, 1, 2] = fy / zc, -fy * c[:, 1] / zc**2
+        rp = np.stack([fx * c[:, 0] / zc + cx - p_init[:, 0], fy * c[:, 1] / zc + cy - p_init[:, 1]], -1)
+        A[:, :3, :3] += prior**2 * np.matmul(np.swapaxes(Jp, 1, 2), Jp)
+        b[:, :3] += prior**2 * np.einsum("pki,pk->pi", Jp, rp)
+        A[:, 3:, 3:] += rot_damping**2 * np.eye(3)
+        A[:, :3, :3] += 1e-12 * np.eye(3)
+        step = -np.linalg.solve(A, b[..., None])[..., 0]
+        c += step[:, :3]
+        Rcam = _so3_exp(step[:, 3:]) @ Rcam
+    zc = np.where(c[:, 2] > 1e-6, c[:, 2], 1.0)
+    p = np.stack([fx * c[:, 0] / zc + cx, fy * c[:, 1] / zc + cy], -1)
+    ok = (used >= min_pixels) & (c[:, 2] > 1e-6) & np.isfinite(p).all(1) & np.isfinite(Rcam).all((1, 2))
+    R_new = np.where(ok[:, None, None], np.swapaxes(Rc, 0, 1) @ Rcam, R)
+    centre_new = np.where(ok[:, None], (c - tc) @ Rc, centre)
+    return R_new, centre_new, np.where(ok[:, None], p, p_init), ok
