@@ -47,6 +47,7 @@ class ExecutorConfig:
     min_effector_tracks: int = 3  # when nothing near the effector moves: the nearest tracks (a static plan)
     first_movers: bool = True  # the seed is the nearest of the tracks that start moving first (the arm drives the
     # scene: an object next to the gripper starts moving only once reached)
+    first_mover_slack_steps: int = 1  # ... within this many steps of the earliest
     path_mode: Literal["mean", "rigid"] = "mean"
     grasp_radius_m: float = 0.08  # object tracks that can be carried start this close to the effector
     carry_tolerance_m: float = 0.02  # a carried track's displacement stays this close to the effector's
@@ -109,7 +110,7 @@ def select_effector_tracks(
     pool = candidates
     if cfg.first_movers:
         onset = np.argmax(np.linalg.norm(world[candidates] - world[candidates, :1], axis=2) > cfg.carry_onset_m, axis=1)
-        pool = candidates[onset <= onset.min() + 1]
+        pool = candidates[onset <= onset.min() + cfg.first_mover_slack_steps]
     disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
     seed = pool[np.argmin(dist[pool])]
     coherent = np.linalg.norm(disp - disp[candidates == seed], axis=2).max(1) <= cfg.coherence_m
