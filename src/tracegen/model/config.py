@@ -35,7 +35,7 @@ class TraceGenConfig:
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
     prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
     min_t: float = 0.05  # x0-prediction: the velocity (x_t - x0_hat) / t uses t >= min_t
-    sample_steps: int = 6  # default number of ODE steps at inference (Heun: 2 evaluations per step but the last)
+    sample_steps: int = 4  # default ODE steps at inference (Heun: 2 evaluations per step but the last, so 7)
     sampler: Literal["euler", "heun"] = "heun"
     guidance: float = 1.0  # classifier-free guidance scale (1 = conditional model only)
     # --- paper preset (CogVideoX-style decoder through diffusers) ---
