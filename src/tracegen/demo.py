@@ -58,6 +58,7 @@ class DemoConfig:
     warmup_steps: int = 150
     batch_size: int = 32
     preset: str = "default"
+    workers: int = 2  # TraceForge worker processes (one per core here)
     demo_seed: int = 1000  # demonstrations come from seeds >= this (evaluation uses 0..)
     stages: list[str] = field(default_factory=lambda: ["record", "traces", "train", "eval", "closed_loop"])
 
@@ -80,6 +81,7 @@ SCALES = {
         warmup_steps=10,
         batch_size=8,
         preset="tiny",
+        workers=1,
     ),
 }
 
@@ -145,7 +147,7 @@ def traces(cfg: DemoConfig, stage: Stage) -> dict:
     rec, fcfg = Path(cfg.out) / "record", ForgeConfig()
     out: dict = {}
     for name in ("pretrain", "target"):
-        summary = run(discover(rec / name, fcfg.source), fcfg, stage.dir / name, progress=True)
+        summary = run(discover(rec / name, fcfg.source), fcfg, stage.dir / name, workers=cfg.workers, progress=True)
         if not summary["windows_kept"]:
             raise RuntimeError(f"TraceForge kept no window of {rec / name}: {summary['failures']}")
         keys = ("episodes_in", "episodes_out", "failures", "windows_kept", "windows_dropped", "seconds")
