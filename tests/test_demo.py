@@ -27,7 +27,8 @@ def test_tiny_demo_end_to_end_and_cached_rerun(tiny_demo):
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     res = summary["results"]
-    assert res["record"]["target"]["episodes"] == 2 and res["traces"]["pretrain"]["windows_kept"] > 0 and res["traces"]["heldout"]["samples"] > 0
+    assert res["record"]["target"]["episodes"] == 2
+    assert res["traces"]["pretrain"]["windows_kept"] > 0 and res["traces"]["heldout"]["samples"] > 0
     assert set(res["closed_loop"]["success_rate"]) == {"oracle", "pretrained+warmup", "scratch"}
     for name in ("warmup", "scratch"):
         assert res["eval"][name]["samples"] > 0 and res["eval"][name]["ade_px"] > 0
