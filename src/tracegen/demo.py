@@ -235,13 +235,12 @@ def _draw_examples(cfg: DemoConfig, stage: Stage, count: int = 3) -> None:
     model = TraceGen.from_pretrained(Path(cfg.out) / "train" / "warmup")
     samples = [s for _, shard in trace_shards(Path(cfg.out) / "traces" / "heldout", "traces") for s in shard]
     picks = samples[:: max(1, len(samples) // count)][:count]
-    for i, s in enumerate(picks):
-        pred = model.predict(s.rgb, s.depth, s.instructions[0]).traj[0, 0]
+    preds = [model.predict(s.rgb, s.depth, s.instructions[0]).traj[0, 0] for s in picks]  # (N, L + 1, 3) each
+    for i, (s, pred) in enumerate(zip(picks, preds, strict=True)):
         gt = draw_traces(s.rgb, s.traj[:, : s.num_valid], min_motion_px=1.0)
         write_png(stage.dir / f"example_{i}.png", side_by_side(draw_traces(s.rgb, pred, min_motion_px=1.0), gt))
     if picks and picks[0].K is not None:  # a 3D view of the first example: predicted and exact, camera frame
-        s = picks[0]
-        pred = model.predict(s.rgb, s.depth, s.instructions[0]).traj[0, 0]
+        s, pred = picks[0], preds[0]
         for name, traj in (("predicted", pred), ("exact", s.traj[:, : s.num_valid])):
             view = TraceView(
                 stage.dir,
