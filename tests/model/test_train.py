@@ -89,3 +89,13 @@ def test_ddp_two_processes(dataset, tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert len(losses(tmp_path / "ddp")) == 3 and (tmp_path / "ddp" / "model.safetensors").exists()
+
+
+def test_ema_copies_during_warm_up_then_ramps_to_its_decay():
+    from tracegen.train import ema_decay_at
+
+    cfg = TrainConfig(warmup_steps=10, ema_decay=0.999)
+    assert [ema_decay_at(s, cfg) for s in (0, 9)] == [0.0, 0.0]
+    ramp = [ema_decay_at(s, cfg) for s in range(10, 12000)]  # (1 + k) / (10 + k) reaches 0.999 near k = 9000
+    assert ramp[0] == 0.1 and all(b >= a for a, b in zip(ramp, ramp[1:], strict=False)) and ramp[-1] == 0.999
+    assert ema_decay_at(110, cfg) < 0.95  # after 100 steps the average still follows the run closely

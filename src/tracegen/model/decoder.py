@@ -4,7 +4,7 @@ Tokenisation (the choice that sets the cost): the ``G x G`` grid of points is cu
 neighbouring points and **all L steps of a patch form one token** — ``(G/p)^2`` tokens of ``p*p*L*3`` numbers
 (the default p = 4 gives 25 tokens of 1536 numbers for G = 20, L = 32; p = 2 gives 100 tokens of 384). The official
 decoder makes 1600 tokens of the same tensor (2x2 patches x 16 frame pairs). On 2 CPU cores the default trains at
-~110 samples/s and plans in ~80 ms, p = 2 at ~57 samples/s and ~110 ms (docs/BENCHMARKS.md); a token's linear head still
+~110 samples/s and plans in ~65 ms (Heun x 4), p = 2 at ~57 samples/s (docs/BENCHMARKS.md); a token's linear head still
 gives each of its 16 points its own 32 steps.
 
 Each block: self-attention over trace tokens, cross-attention to the condition tokens (observation + instruction),
