@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tracegen.forge.flow import align_surface, surface_patches
+from tracegen.forge.surface import align_surface, surface_patches
 
 H = W = 64
 K = np.array([[200.0, 0, 31.5], [0, 200.0, 31.5], [0, 0, 1]])

@@ -12,7 +12,7 @@ and cameras exist (2D tracks lifted with the depth map: "tracking in 3D").
 2. *Moving points*: dense DIS flow gives the step, a Lucas-Kanade refinement the rest. Its patch (19 x 19, sampled
    every other pixel) is masked to the point's own surface (pixels at similar depth, so a thin arm link is not
    dragged by the background behind it) and compared up to a brightness offset (shading changes as surfaces turn).
-   With depth and cameras, a *geometric step* follows (:func:`~tracegen.forge.flow.align_surface`): the surface
+   With depth and cameras, a *geometric step* follows (:func:`~tracegen.forge.surface.align_surface`): the surface
    around the point, lifted once from its query frame's depth, is moved rigidly (6 DoF, from its previous pose) until
    it fits this frame's depth; the photometric position only holds what the surface leaves free. Shading on
    untextured parts stays with the lights as they turn, so photometry alone falls ~9 % short of every step.
@@ -35,7 +35,6 @@ from tracegen.forge.flow import (
     ClipImages,
     Patches,
     align,
-    align_surface,
     consistent_depth,
     depth_mask,
     nearest_depth,
@@ -43,9 +42,9 @@ from tracegen.forge.flow import (
     patch_residual,
     refine_lk,
     sample_points,
-    surface_patches,
     template_patches,
 )
+from tracegen.forge.surface import align_surface, surface_patches
 from tracegen.forge.windows import WindowConfig
 from tracegen.geometry import invert_rigid, pixels_to_world, world_to_pixels
 from tracegen.traces import grid_points
