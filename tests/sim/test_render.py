@@ -95,3 +95,31 @@ def test_missing_gl_backend_names_mujoco_gl_and_the_fix(backend):
     assert out.returncode != 0
     assert "RenderBackendError" in out.stderr and f"MUJOCO_GL={backend!r}" in out.stderr
     assert "MUJOCO_GL=egl" in out.stderr
+
+
+
+
+def test_a_forgotten_renderer_is_not_collected_in_the_middle_of_a_frame(drawer_env):
+    """The cyclic garbage collector runs at any allocation when it is enabled: a forgotten renderer finalised in the
+    middle of another renderer's frame would switch (and free) the GL context that frame is drawn in."""
+    import gc
+
+    env = drawer_env
+    env.reset(0)
+    pose = env.camera("corner3")
+    with SceneRenderer(env.model, SIZE, SIZE) as r:
+        reference = r.render(env.data, pose)
+        forgotten = SceneRenderer(env.model, SIZE, SIZE)
+        forgotten.cycle = forgotten  # only the cyclic collector can free it
+        del forgotten
+        update = r._update_scene
+
+        def update_then_collect_as_an_allocation_would(data, p):
+            update(data, p)
+            if gc.isenabled():  # what an allocation does when the collector's threshold is reached
+                gc.collect()
+
+        r._update_scene = update_then_collect_as_an_allocation_would
+        frame = r.render(env.data, pose)
+    gc.collect()
+    assert np.array_equal(frame.rgb, reference.rgb) and np.array_equal(frame.depth, reference.depth)

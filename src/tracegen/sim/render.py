@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -40,6 +41,20 @@ def check_gl_backend() -> str:
     except Exception as e:  # noqa: BLE001 -- backends fail differently (FatalError, EGLError, GLFWError)
         raise backend_error(e) from None
     return os.environ.get("MUJOCO_GL", "")
+
+
+@contextlib.contextmanager
+def _no_garbage_collection():
+    """A frame is drawn with no garbage collection: a finaliser may run at any allocation, and one of a forgotten
+    renderer (or of MuJoCo's ``GLContext``, whose ``free`` releases the thread's current EGL context) would leave the
+    frame drawn into no context -- a garbage image and NaN depth, seen as a rare non-reproducible episode."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -103,13 +118,14 @@ class SceneRenderer:
         self, data: mujoco.MjData, pose: CameraPose, rgb: bool = True, depth: bool = True, seg: bool = False
     ) -> Frame:
         """Render the requested images of the current state from ``pose``."""
-        self._gl.make_current()
-        self._update_scene(data, pose)
         out = Frame()
-        if rgb or depth:
-            out.rgb, out.depth = self._read(rgb, depth)
-        if seg:
-            out.seg = self._segmentation()
+        with _no_garbage_collection():
+            self._gl.make_current()
+            self._update_scene(data, pose)
+            if rgb or depth:
+                out.rgb, out.depth = self._read(rgb, depth)
+            if seg:
+                out.seg = self._segmentation()
         return out
 
     def _read(self, rgb: bool, depth: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
