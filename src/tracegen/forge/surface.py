@@ -85,10 +85,13 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
     prior, rot_damping, abs_tol, rel_tol, huber = params[0], params[1], params[2], params[3], params[4]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     Rc, tc = w2c[:3, :3].copy(), w2c[:3, 3].copy()
-    A, b = np.empty((6, 6)), np.empty(6)
+    A, b, step = np.empty((6, 6)), np.empty(6), np.empty(6)  # work buffers: no allocation per point
+    Rcam, rot, tmp, c = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)), np.empty(3)
+    RcT = Rc.T.copy()
     for i in range(len(centre)):
-        Rcam = Rc @ R[i]  # surface axes in camera axes
-        c = Rc @ centre[i] + tc  # the point in camera coordinates
+        _matmul3(Rc, R[i], Rcam)  # surface axes in camera axes
+        for k in range(3):  # the point in camera coordinates
+            c[k] = Rc[k, 0] * centre[i, 0] + Rc[k, 1] * centre[i, 1] + Rc[k, 2] * centre[i, 2] + tc[k]
         zc = c[2] if c[2] > 1e-6 else 1.0
         c[0] += (p[i, 0] - (fx * c[0] / zc + cx)) * zc / fx  # start from the photometric position
         c[1] += (p[i, 1] - (fy * c[1] / zc + cy)) * zc / fy
@@ -97,19 +100,23 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
             used = _normal_equations(depth, fx, fy, cx, cy, offsets[i], mask[i], Rcam, c, abs_tol, rel_tol, huber,
                                      A, b)
             _add_priors(A, b, c, p[i], fx, fy, cx, cy, prior, rot_damping)
-            step = -_solve(A, b)
+            _solve(A, b, step)
             for k in range(3):
-                c[k] += step[k]
-            Rcam = _so3_exp(step[3:]) @ Rcam
-            if np.abs(step[:3]).max() < 1e-6 and np.abs(step[3:]).max() < 1e-6:
+                c[k] -= step[k]
+            _so3_exp(-step[3], -step[4], -step[5], rot)
+            _matmul3(rot, Rcam, tmp)
+            Rcam[:] = tmp
+            if max(abs(step[0]), abs(step[1]), abs(step[2])) < 1e-6 and max(abs(step[3]), abs(step[4]),
+                                                                             abs(step[5])) < 1e-6:
                 break
         zc = c[2] if c[2] > 1e-6 else 1.0
         u, v = fx * c[0] / zc + cx, fy * c[1] / zc + cy
         good = used >= min_pixels and c[2] > 1e-6 and np.isfinite(u) and np.isfinite(v) and np.isfinite(Rcam).all()
         ok[i] = good
         if good:
-            R[i] = Rc.T @ Rcam
-            centre[i] = Rc.T @ (c - tc)
+            _matmul3(RcT, Rcam, R[i])
+            for k in range(3):
+                centre[i, k] = RcT[k, 0] * (c[0] - tc[0]) + RcT[k, 1] * (c[1] - tc[1]) + RcT[k, 2] * (c[2] - tc[2])
             p[i, 0], p[i, 1] = u, v
 
 
@@ -183,11 +190,12 @@ def _add_priors(A, b, c, p_photo, fx, fy, cx, cy, prior, rot_damping):  # pragma
 
 
 @numba.njit(cache=True, nogil=True)
-def _solve(A, b):  # pragma: no cover
-    """``x`` of ``A x = b`` for a small square system: Gaussian elimination with partial pivoting (A, b kept)."""
+def _solve(A, b, x):  # pragma: no cover
+    """``x`` of ``A x = b`` for a small square system, written into ``x``: Gaussian elimination with partial
+    pivoting (A is overwritten, b kept)."""
     n = len(b)
-    M = A.copy()
-    x = b.copy()
+    M = A
+    x[:] = b
     for k in range(n):
         piv = k + np.argmax(np.abs(M[k:, k]))
         if piv != k:
@@ -208,14 +216,25 @@ def _solve(A, b):  # pragma: no cover
 
 
 @numba.njit(cache=True, nogil=True)
-def _so3_exp(w):  # pragma: no cover
-    """The rotation matrix ``(3, 3)`` of a rotation vector ``w (3,)`` (Rodrigues)."""
-    th = np.sqrt(w[0] ** 2 + w[1] ** 2 + w[2] ** 2)
-    k = np.zeros((3, 3))
-    k[0, 1], k[0, 2], k[1, 2] = -w[2], w[1], -w[0]
-    k[1, 0], k[2, 0], k[2, 1] = w[2], -w[1], w[0]
+def _so3_exp(w0, w1, w2, out):  # pragma: no cover
+    """``out (3, 3)``: the rotation matrix of the rotation vector ``(w0, w1, w2)`` (Rodrigues)."""
+    th = np.sqrt(w0 * w0 + w1 * w1 + w2 * w2)
     if th < 1e-9:
         a, b = 1.0, 0.5
     else:
         a, b = np.sin(th) / th, (1 - np.cos(th)) / th**2
-    return np.eye(3) + a * k + b * (k @ k)
+    # I + a [w]x + b [w]x^2, with [w]x^2 = w w^T - |w|^2 I
+    out[0, 0] = 1.0 + b * (w0 * w0 - th * th)
+    out[1, 1] = 1.0 + b * (w1 * w1 - th * th)
+    out[2, 2] = 1.0 + b * (w2 * w2 - th * th)
+    out[0, 1], out[1, 0] = -a * w2 + b * w0 * w1, a * w2 + b * w0 * w1
+    out[0, 2], out[2, 0] = a * w1 + b * w0 * w2, -a * w1 + b * w0 * w2
+    out[1, 2], out[2, 1] = -a * w0 + b * w1 * w2, a * w0 + b * w1 * w2
+
+
+@numba.njit(cache=True, nogil=True)
+def _matmul3(a, b, out):  # pragma: no cover
+    """``out = a @ b`` for ``(3, 3)`` matrices (out must not be a or b)."""
+    for r in range(3):
+        for k in range(3):
+            out[r, k] = a[r, 0] * b[0, k] + a[r, 1] * b[1, k] + a[r, 2] * b[2, k]
