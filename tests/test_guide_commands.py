@@ -1,0 +1,103 @@
+"""Commands of docs/GUIDE.md that no other test runs, as written there, at tiny sizes: official TraceForge outputs in
+and out, the CPU training recipe and the paper preset, the closed-loop benchmark with either planner, the executor
+ablation script and a corpus file. (The TraceForge paths are in tests/forge/test_guide_commands.py.)"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from synthetic import synthetic_episode
+from tracegen.cli import app
+from tracegen.io.episode import write_episode
+from tracegen.io.trace_dataset import TraceDataset
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "tiny", "batch_size=4", "val_fraction=0.25", "threads=1"]
+
+
+def tracegen(*args):
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def official(tmp_path_factory):
+    """Four synthetic episodes exported to the official TraceForge layout by ``tracegen convert``."""
+    root = tmp_path_factory.mktemp("guide")
+    for i in range(4):
+        write_episode(root / "eps" / f"ep{i}", synthetic_episode(T=30, speed=0.01 * (i + 1), seed=i))
+    assert "samples: " in tracegen("convert", root / "eps", root / "official", "--to", "official")
+    return root
+
+
+def test_official_outputs_inspect_train_and_convert(official, tmp_path):
+    summary = json.loads(tracegen("inspect", official / "official", "--json"))
+    assert summary["kind"] == "official" and summary["samples"] > 0
+    tracegen("train", "--data", official / "official", "--out", tmp_path / "pre", "--steps", 2, *TINY)
+    assert (tmp_path / "pre" / "model.safetensors").is_file()
+    tracegen("convert", official / "official", tmp_path / "traces", "--to", "tracegen")
+    assert len(TraceDataset(tmp_path / "traces")) == summary["samples"]
+
+
+def test_cpu_recipe_pretrain_warm_up_evaluate(official, tmp_path):
+    tracegen("convert", official / "eps", tmp_path / "traces", "--to", "tracegen")
+    tracegen("train", "--data", tmp_path / "traces", "--out", tmp_path / "pre", "--steps", 3, *TINY)
+    tracegen("train", "--data", tmp_path / "traces", "--out", tmp_path / "warm", "--init", tmp_path / "pre", "--steps",
+             2, "lr=1e-4", "warmup_steps=1", *TINY)
+    warm = json.loads((tmp_path / "warm" / "train_config.json").read_text())
+    assert warm["init"] == str(tmp_path / "pre") and warm["lr"] == 1e-4
+    tracegen("eval-traces", "--ckpt", tmp_path / "warm", "--data", tmp_path / "traces", "--json", tmp_path / "e.json",
+             "--split", "all", "--steps", 1)
+    metrics = json.loads((tmp_path / "e.json").read_text())
+    assert metrics["split"] == "all" and metrics["samples"] > 0 and metrics["ade_px"] >= 0
+
+
+def test_paper_preset_trains_through_the_command(official, tmp_path):
+    small = ["dim=32", "image_size=32", "image_channels=[8,16]", "image_tokens=2", "cog_layers=1", "cog_heads=2",
+             "cog_head_dim=8", "cog_time_dim=16", "cog_cond_tokens=8", "batch_size=2", "threads=1"]
+    tracegen("train", "--data", official / "official", "--out", tmp_path / "paper", "--preset", "paper", "--steps", 1,
+             *small)
+    config = json.loads((tmp_path / "paper" / "config.json").read_text())["model"]
+    assert config["decoder"] == "cogvideox" and config["prediction"] == "velocity"
+
+
+def test_bench_metaworld_oracle_and_a_model_slice(tmp_path):
+    from tracegen.model import TraceGen, preset
+
+    tracegen("bench", "metaworld", "--protocol", "mini", "--planner", "oracle", "--tasks", "door-close", "--seeds", 1,
+             "--json", tmp_path / "oracle.json")
+    oracle = json.loads((tmp_path / "oracle.json").read_text())
+    assert oracle["episodes"] == 1 and oracle["overall_success"] == 1.0
+    TraceGen(preset("tiny")).save_pretrained(tmp_path / "warm")  # an untrained model: the loop runs, and fails
+    tracegen("bench", "metaworld", "--protocol", "avdc", "--ckpt", tmp_path / "warm", "--tasks", "door-open",
+             "--cameras", "corner3", "--seeds", 1, "--max-replans", 1, "--json", tmp_path / "part.json")
+    part = json.loads((tmp_path / "part.json").read_text())
+    assert part["episodes"] == 1 and part["per_task"]["door-open"] == {"corner3": "0/1"}
+    assert (tmp_path / "part.episodes.jsonl").read_text().count("\n") == 1
+
+
+def test_executor_ablation_script():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "executor_ablation.py"), "--tasks", "door-close", "--seeds", "1",
+           "--set", "grasp_press_m=0", "--set", "executor.path_mode=rigid"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "door-close/0: " in out.stdout and "TOTAL " in out.stdout
+    assert "'executor.path_mode': 'rigid'" in out.stdout and "'grasp_press_m': 0" in out.stdout
+
+
+def test_sim_corpus_from_a_file(tmp_path):
+    (tmp_path / "corpus.toml").write_text(
+        '[record]\nheight = 32\nwidth = 32\nmax_steps = 8\nkeep_failures = true\ngrid = 4\n\n'
+        '[[entry]]\nsuite = "metaworld"\ntasks = ["reach"]\nembodiments = ["sawyer"]\ncameras = ["corner3"]\n'
+        'episodes = 1\nseed = 0\n'
+    )
+    tracegen("sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "corpus", "--no-progress")
+    (row,) = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
+    assert row["written"] == 1 and row["error"] is None
