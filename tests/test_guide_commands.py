@@ -4,6 +4,7 @@ ablation script and a corpus file. (The TraceForge paths are in tests/forge/test
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,11 @@ def test_sim_corpus_from_a_file(tmp_path):
     tracegen("sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "corpus", "--no-progress")
     (row,) = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
     assert row["written"] == 1 and row["error"] is None
+
+
+def test_expert_benchmark_script_at_its_smallest():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "sim_experts.py"), "--suite", "metaworld", "--seeds", "1",
+           "--tasks", "reach"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"total\s+1/1", out.stdout)

@@ -82,10 +82,15 @@ def test_lerobot_inspect_forge_and_convert(tmp_path):
 
 
 def test_ray_runner_and_forge_eval_flags(tmp_path, sim_dir):
-    pytest.importorskip("ray")
-    out = forge_summary(tracegen("forge", sim_dir, "--out", tmp_path / "traces", "--runner", "ray", "--workers", 2,
-                                 "--no-progress"))
-    assert out["runner"] == "ray" and out["episodes_out"] == 1
+    ray = pytest.importorskip("ray")
+    # connected first, as the guide says to reach a cluster: the runner uses that Ray and leaves it running
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = forge_summary(tracegen("forge", sim_dir, "--out", tmp_path / "traces", "--runner", "ray", "--workers", 2,
+                                     "--no-progress"))
+        assert out["runner"] == "ray" and out["episodes_out"] == 1 and ray.is_initialized()
+    finally:
+        ray.shutdown()
     tracegen("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "eval.json", "--no-throughput", "--match",
              "door-open", "--no-progress")
     report = json.loads((tmp_path / "eval.json").read_text())
