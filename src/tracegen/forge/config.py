@@ -80,8 +80,8 @@ class TrackerConfig:
     # point's world position projects (then the point is static in the world)
     reacquire_every: int = 2  # frames between re-acquisition attempts of occluded points
     surface_align: bool = True  # moving points with depth: their surface fitted rigidly to each frame's depth
-    surface_radius: int = 9  # the surface lifted around each point: 19 x 19 pixels...
-    surface_stride: int = 1  # ...every pixel
+    surface_radius: int = 18  # the surface lifted around each point: 37 x 37 pixels (masked to the point's own
+    surface_stride: int = 3  # surface), every third pixel: 13 x 13 samples (more support, fewer samples than 19 x 19)
     surface_prior: float = 2e-4  # metres of depth residual worth one pixel off the photometric position
     surface_rot_damping: float = 2e-3
     surface_iters: int = 4

@@ -8,9 +8,9 @@ deterministically, so the trace files are byte-identical whichever runner (and h
 * ``local``: ``workers`` processes (spawned; each runs ``Pipeline.setup()`` once), a progress bar, BLAS and OpenCV
   limited to one thread per worker. ``workers = 1`` runs in this process.
 * ``ray``: ``ray.data.from_items(episodes).map_batches(ForgeWorker, concurrency=workers)``: an actor pool whose
-  actors load their models once in ``__init__`` (CONVENTIONS.md §8). Uses a running Ray cluster when one is
-  connected, else starts a local instance with ``workers`` CPUs. On one 2-core machine it buys nothing over the
-  local runner (PLATFORM.md §10); it is there to scale out.
+  actors load their models once in ``__init__`` (CONVENTIONS.md §8). Uses the Ray this process is connected to,
+  else the cluster at ``$RAY_ADDRESS``, else starts a local instance with ``workers`` CPUs. On one 2-core machine
+  it buys nothing over the local runner (PLATFORM.md §10); it is there to scale out.
 """
 
 from __future__ import annotations
@@ -158,7 +158,9 @@ def _run_ray(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int) 
     if not todo:
         return []
     started = not ray.is_initialized()
-    if started:
+    if started and os.environ.get("RAY_ADDRESS"):  # a running cluster (`ray start`): its resources are its own
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False, configure_logging=False)
+    elif started:
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         ctx = ray.data.DataContext.get_current()
