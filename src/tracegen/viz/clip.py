@@ -40,7 +40,7 @@ class ClipRecorder:
     ``max_frames`` (evenly thinned when the episode runs long), so a clip's size is bounded (~150 KB at 128 px).
     """
 
-    def __init__(self, camera: str, every: int = 3, max_frames: int = 48, size: int = 128):
+    def __init__(self, camera: str, every: int = 3, max_frames: int = 40, size: int = 128):
         self.camera, self.every, self.max_frames, self.size = camera, every, max_frames, size
         self.plans = self.steps = 0
         self._shots: list[_Shot] = []
