@@ -158,3 +158,11 @@ def test_recording_uses_the_parallel_corpus_builder(tmp_path, monkeypatch):
     result = demo.record(cfg, demo.Stage(cfg, "record"))
     assert calls == [("pretrain", 4, 2), ("target", 1, 2), ("heldout", 1, 2)]
     assert result["target"] == {"episodes": 2, "expert_success": 1.0, "errors": []}
+
+
+def test_cached_stages_belong_to_one_configuration(tmp_path):
+    """A second run of the same configuration reuses the folder (other workers too); another scale is refused."""
+    demo.check_cache(demo.make_config("tiny", out=str(tmp_path)))
+    demo.check_cache(demo.make_config("tiny", out=str(tmp_path), workers=2))
+    with pytest.raises(SystemExit, match="another configuration.*--fresh"):
+        demo.check_cache(demo.make_config("full", out=str(tmp_path)))
