@@ -164,7 +164,8 @@ def demo(
         False, "--dry-run", help="Check the configuration, print what each stage would do and its expected time."
     ),
 ) -> None:
-    """The whole loop on a small configuration: record -> traces -> pretrain + warm-up -> eval -> closed loop."""
+    """The whole loop on a small configuration (or the benchmark's, --full): record -> traces -> pretrain + warm-up
+    -> eval -> closed loop -> report.html, with the time left after each stage."""
     import shutil
 
     from tracegen.demo import check_config, describe_plan, make_config, run_demo, summary_table

@@ -518,7 +518,7 @@ def describe_plan(cfg: DemoConfig, scale: str) -> str:
     what = {
         "record": f"{units['record']} episodes ({h} x {w} px; cameras {', '.join(cfg.cameras)}; "
         f"{len(pretrain_tasks(cfg))} pretraining tasks x {len(cfg.pretrain_embodiments)} embodiments, "
-        f"{len(cfg.target_tasks)} target tasks), {cfg.workers} worker(s)",
+        f"{len(cfg.target_tasks)} target task(s)), {cfg.workers} worker(s)",
         "traces": f"{units['traces']} videos through TraceForge, {cfg.workers} worker(s)",
         "train": f"pretrain {cfg.pretrain_steps} + warm-up {cfg.warmup_steps} + scratch {cfg.warmup_steps} steps, "
         f"batch {cfg.batch_size}, preset {cfg.preset}",
