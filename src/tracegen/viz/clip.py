@@ -36,8 +36,9 @@ class ClipRecorder:
     pixels stay valid on later frames), each to be drawn with the plan in force.
 
     :meth:`frames` gives RGB ``(H', W', 3)`` uint8 images whose longer side is about ``size`` px (smaller renders
-    upscaled by whole pixels, larger ones downscaled), with a caption band (plan number, env step); at most
-    ``max_frames`` (evenly thinned when the episode runs long), so a clip's size is bounded (~150 KB at 128 px).
+    upscaled by whole pixels, larger ones downscaled), with a caption band (the plan's number, ``t=`` env steps so
+    far); at most ``max_frames`` (evenly thinned when the episode runs long), so a clip stays small (40-240 KB at
+    128 px in the default demo).
     """
 
     def __init__(self, camera: str, every: int = 3, max_frames: int = 40, size: int = 128):
@@ -70,7 +71,7 @@ class ClipRecorder:
             rgb = cv2.resize(rgb, (round(W * f), round(H * f)), interpolation=cv2.INTER_AREA)
             uv = (uv + 0.5) * f - 0.5
         image = draw_traces(rgb, uv[moving], min_size=self.size, colors=point_colors(len(uv))[moving])
-        return with_caption(image, f"plan {shot.plan}", f"step {shot.step}")
+        return with_caption(image, f"plan {shot.plan}", f"t={shot.step}")  # fits 128 px: "plan 40", "t=500"
 
 
 def write_gif(frames: list[np.ndarray], path: str | Path, fps: float = 8.0, colors: int = 64) -> Path:
