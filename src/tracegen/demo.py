@@ -447,7 +447,8 @@ STEP_SECONDS = {"tiny": 0.1, "default": 0.52}  # per training step at batch 32 (
 
 def work_units(cfg: DemoConfig) -> dict[str, int]:
     """How much each stage has to do: episodes recorded (one per camera), videos through TraceForge, training
-    steps, held-out episodes scored, closed-loop episodes (every planner, clips included)."""
+    steps, held-out episodes scored, closed-loop episodes (every planner; a clip counts once more: its renders
+    cost about an episode, and with a protocol it is an episode of its own)."""
     cams = len(cfg.cameras)
     pretrain = len(pretrain_tasks(cfg)) * len(cfg.pretrain_embodiments) * cfg.pretrain_episodes * cams
     target, heldout = (len(cfg.target_tasks) * n * cams for n in (cfg.target_demos, cfg.eval_episodes))
@@ -457,7 +458,7 @@ def work_units(cfg: DemoConfig) -> dict[str, int]:
         "traces": pretrain + target,
         "train": cfg.pretrain_steps + 2 * cfg.warmup_steps,
         "eval": heldout,
-        "closed_loop": len(PLANNER_RUNS) * len(closed_loop_episodes(cfg)) + (clips if cfg.protocol else 0),
+        "closed_loop": len(PLANNER_RUNS) * len(closed_loop_episodes(cfg)) + clips,  # a clip's renders: ~1 episode
     }
 
 
