@@ -33,7 +33,8 @@ window.addEventListener("load", function () {
   var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; }).length;
   document.body.setAttribute("data-probe", JSON.stringify({
     images: imgs.length, broken: broken, errors: window.__errors,
-    sizes: imgs.map(function (i) { return [i.naturalWidth, i.naturalHeight]; })
+    sizes: imgs.map(function (i) { return [i.naturalWidth, i.naturalHeight]; }),
+    types: imgs.map(function (i) { var m = /^data:([^;,]+)/.exec(i.src); return m ? m[1] : "url"; })
   }));
 });
 </script>"""
@@ -85,14 +86,17 @@ def colourful_fraction(image: np.ndarray) -> float:
     return float(((hsv[..., 1] > 100) & (hsv[..., 2] > 100)).mean())
 
 
-def check_report(html: Path, workdir: Path, expected_images: int) -> np.ndarray:
-    """Assert that the demo report ``html`` renders as a person would want: ``expected_images`` pictures, each
-    decoded, no script or resource errors, the tables there, and a screenshot that is neither blank nor only text.
-    Returns the screenshot (also saved as ``workdir/report.png``)."""
+def check_report(html: Path, workdir: Path, expected_images: int, expected_clips: int = 0) -> np.ndarray:
+    """Assert that the demo report ``html`` renders as a person would want: ``expected_images`` pictures (of which
+    ``expected_clips`` animated GIF clips), each inlined and decoded, no script or resource errors, the tables
+    there, and a screenshot that is neither blank nor only text. Returns the screenshot (also saved as
+    ``workdir/report.png``)."""
     browser = find_browser()
     assert browser, NO_BROWSER
     probe, dom = probe_page(browser, html, workdir)
     assert probe["images"] == expected_images and probe["broken"] == 0, probe
+    assert probe["types"].count("image/gif") == expected_clips, probe["types"]
+    assert set(probe["types"]) <= {"image/png", "image/gif"}, probe["types"]  # all inlined: self-contained
     assert probe["errors"] == [], probe["errors"]
     assert all(w > 0 and h > 0 for w, h in probe["sizes"])
     assert "tracegen demo report" in dom and "<table>" in dom

@@ -150,22 +150,45 @@ def bench_latency(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Where stages, checkpoints and the report go."),
-    scale: str = typer.Option("default", "--scale", help="default (a few minutes on 2 cores) or tiny (tests)."),
+    scale: str = typer.Option(
+        "default", "--scale", help="default (minutes on 2 cores), tiny (tests) or full (as --full)."
+    ),
+    full: bool = typer.Option(
+        False,
+        "--full",
+        help="The real benchmark protocol (--scale full): AVDC tasks, cameras and image size, pretraining on every "
+        "other Meta-World task, and the closed loop of `tracegen bench metaworld --protocol avdc`. Hours on 2 cores.",
+    ),
     fresh: bool = typer.Option(False, "--fresh", help="Delete cached stages first."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the configuration, print what each stage would do and its expected time."
+    ),
 ) -> None:
-    """The whole loop on a small configuration: record -> traces -> pretrain + warm-up -> eval -> closed loop."""
+    """The whole loop on a small configuration (or the benchmark's, --full): record -> traces -> pretrain + warm-up
+    -> eval -> closed loop -> report.html, with the time left after each stage."""
     import shutil
 
-    from tracegen.demo import SCALES, DemoConfig, run_demo, summary_table
+    from tracegen.demo import check_config, describe_plan, make_config, run_demo, summary_table
 
-    if scale not in SCALES:
-        raise typer.BadParameter(f"--scale must be one of {sorted(SCALES)}")
+    if full and scale not in ("default", "full"):
+        raise typer.BadParameter(f"--full is --scale full; it contradicts --scale {scale}")
+    name = "full" if full else scale
+    try:
+        cfg = make_config(name, out=str(out))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    if dry_run:
+        check_config(cfg)
+        typer.echo(describe_plan(cfg, name))
+        return
     if fresh and out.exists():
         shutil.rmtree(out)
-    summary = run_demo(DemoConfig(out=str(out), **SCALES[scale]), log=typer.echo)
+    summary = run_demo(cfg, log=typer.echo)
     typer.echo("\n" + summary_table(summary))
-    typer.echo(f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); "
-               f"stages {summary['total_seconds']} s, this run {summary['this_run_seconds']} s")
+    typer.echo(
+        f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); "
+        f"stages {summary['total_seconds']} s, this run {summary['this_run_seconds']} s"
+    )
 
 
 bench_app = typer.Typer(help="Closed-loop benchmarks.", no_args_is_help=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
+from tracegen.sim.render import Frame
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,30 @@ class RolloutResult:
     reason: str  # "success", "step budget", "replan budget", "static plans", or an error
     frames: list[np.ndarray] = field(default_factory=list)  # observations at each plan (if recorded)
     traces: list[np.ndarray] = field(default_factory=list)  # the planned traces (if recorded)
+
+
+class RolloutRecorder(Protocol):
+    """Watches a rollout (e.g. to make a clip): told of every plan and after every env step of the executor."""
+
+    def on_plan(self, frame: Frame, traj: np.ndarray) -> None:
+        """A new plan: the observation it was made from and its trace ``(N, S, 3)`` (u, v px; z m)."""
+
+    def on_step(self, env: SimEnv) -> None:
+        """The executor just stepped ``env`` (not called for the oracle's look-ahead in its simulator copy)."""
+
+
+class _RecordedEnv:
+    """``env`` whose every ``step`` is followed by ``recorder.on_step(env)``; everything else is ``env``'s."""
+
+    def __init__(self, env: SimEnv, recorder: RolloutRecorder):
+        self._env, self._recorder = env, recorder
+
+    def step(self, action: np.ndarray) -> None:
+        self._env.step(action)
+        self._recorder.on_step(self._env)
+
+    def __getattr__(self, name: str):
+        return getattr(self._env, name)
 
 
 def action_towards(ee: np.ndarray, target: np.ndarray, closed: bool, cfg: RolloutConfig) -> np.ndarray:
@@ -153,15 +179,17 @@ def rollout(
     instruction: str,
     cfg: RolloutConfig = RolloutConfig(),
     record: bool = False,
+    recorder: RolloutRecorder | None = None,
 ) -> RolloutResult:
-    """One closed-loop episode from ``env.reset(seed)``."""
+    """One closed-loop episode from ``env.reset(seed)``; a ``recorder`` sees every plan and executor step."""
     env.reset(seed)
+    actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
     steps, static, latched, static_closed = 0, 0, False, 0
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
     def wait() -> None:  # one step in place, so that the world can change
-        env.step(action_towards(history[-1], history[-1], latched, cfg))
+        actor.step(action_towards(history[-1], history[-1], latched, cfg))
         history.append(env.ee_pose()[:3, 3])
 
     while steps < cfg.max_env_steps:
@@ -202,6 +230,8 @@ def rollout(
         if record:
             result.frames.append(frame.rgb)
             result.traces.append(traj)
+        if recorder is not None:
+            recorder.on_plan(frame, traj)
         if plan.displacement < cfg.min_plan_motion_m and not plan.gripper_closed.any():
             static += 1
             if static >= cfg.max_static_plans:
@@ -211,7 +241,7 @@ def rollout(
             steps += 1
             continue
         static = 0
-        used, success, sent_closed = follow(env, plan, cfg, cfg.max_env_steps - steps, history)
+        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history)
         latched |= cfg.latch_gripper and sent_closed
         if used == 0:  # already at the plan's first waypoints
             wait()

@@ -67,10 +67,11 @@ def markdown(summary: dict, images: list[Path]) -> str:
     if "closed_loop" in res:
         loop = res["closed_loop"]
         tasks = sorted(next(iter(loop["successes"].values())))
+        out += ["", "## Closed-loop success (Meta-World, executor)", ""]
+        if "protocol" in loop:  # run by `tracegen bench metaworld` (the `full` scale)
+            logs = ", ".join(f"closed_loop/{Path(f).with_suffix('.episodes.jsonl')}" for f in loop["bench"].values())
+            out += [f"Every episode of protocol {loop['protocol']}, per planner; per-episode logs: {logs}.", ""]
         out += [
-            "",
-            "## Closed-loop success (Meta-World, executor)",
-            "",
             "| planner | " + " | ".join(tasks) + " | overall | mean plan ms |",
             "| --- | " + " | ".join("---" for _ in tasks) + " | --- | --- |",
         ]
@@ -83,12 +84,48 @@ def markdown(summary: dict, images: list[Path]) -> str:
     if images:
         out += ["", "## Predicted (left) and exact (right) traces on held-out observations", ""]
         out += [f"![example]({p.relative_to(p.parents[1])})" for p in images]
+    out += _clips(res.get("closed_loop", {}).get("clips", []))
     return "\n".join(out) + "\n"
 
 
-def to_html(md: str, images: list[Path]) -> str:
-    """A minimal markdown-to-HTML for the report's own constructs (headings, tables, paragraphs, images)."""
-    inline = {str(p.relative_to(p.parents[1])): base64.b64encode(p.read_bytes()).decode() for p in images}
+def _clips(clips: list[dict]) -> list[str]:
+    """The rollout clips section: one caption line and one image per clip (paths relative to the report)."""
+    if not clips:
+        return []
+    out = [
+        "",
+        "## Closed-loop rollouts",
+        "",
+        "The planning camera during the episode, with the trace of the plan in force drawn on every frame "
+        "(tails of the points it moves, in their grid colours; a new plan replaces it at every replan).",
+    ]
+    for c in clips:
+        outcome = "success" if c["success"] else f"failure ({c['reason']})"
+        out += [
+            "",
+            f"{c['planner']} on {c['task']} (camera {c['camera']}, seed {c['seed']}): {outcome} after "
+            f"{c['steps']} steps and {c['plans']} plans.",
+            f"![rollout: {c['planner']} on {c['task']}]({c['file']})",
+        ]
+    return out
+
+
+MIME = {".png": "image/png", ".gif": "image/gif"}
+
+
+def _data_uri(path: Path) -> str:
+    from tracegen.errors import DataError
+
+    if path.suffix not in MIME:
+        raise DataError(path, f"the report inlines only {', '.join(MIME)} images")
+    if not path.is_file():
+        raise DataError(path, "file not found (a cached stage lost its pictures? rerun with --fresh)")
+    return f"data:{MIME[path.suffix]};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def to_html(md: str, root: Path) -> str:
+    """A minimal markdown-to-HTML for the report's own constructs (headings, tables, paragraphs, images); every
+    image (a path relative to ``root``) is inlined as a data URI, so the page is one self-contained file."""
     body, table = [], []
 
     def flush_table():
@@ -110,8 +147,9 @@ def to_html(md: str, images: list[Path]) -> str:
             level = len(line) - len(line.lstrip("#"))
             body.append(f"<h{level}>{html.escape(line.lstrip('# '))}</h{level}>")
         elif line.startswith("!["):
-            src = line[line.index("(") + 1 : -1]
-            body.append(f'<img alt="example" src="data:image/png;base64,{inline[src]}">')
+            alt, src = line[2 : line.index("](")], line[line.index("](") + 2 : -1]
+            kind = ' class="clip"' if src.endswith(".gif") else ""
+            body.append(f'<img alt="{html.escape(alt)}"{kind} src="{_data_uri(root / src)}">')
         elif line.strip():
             body.append(f"<p>{html.escape(line)}</p>")
     flush_table()
@@ -119,6 +157,7 @@ def to_html(md: str, images: list[Path]) -> str:
         "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px}"
         "th{background:#f3f3f3}img{max-width:100%;margin:.5em 0;border:1px solid #ddd}"
+        "img.clip{width:256px;image-rendering:pixelated}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>tracegen demo report</title>"
@@ -131,8 +170,9 @@ def write_report(out: Path, summary: dict) -> tuple[Path, Path]:
 
     images = sorted((out / "eval").glob("example_*.png"))
     md = markdown(summary, images)
+    page = to_html(md, out)  # before writing either: a missing picture leaves both reports as they were
     with atomic_path(out / "report.md") as tmp:
         tmp.write_text(md)
     with atomic_path(out / "report.html") as tmp:
-        tmp.write_text(to_html(md, images))
+        tmp.write_text(page)
     return out / "report.md", out / "report.html"
