@@ -166,3 +166,15 @@ def test_cached_stages_belong_to_one_configuration(tmp_path):
     demo.check_cache(demo.make_config("tiny", out=str(tmp_path), workers=2))
     with pytest.raises(SystemExit, match="another configuration.*--fresh"):
         demo.check_cache(demo.make_config("full", out=str(tmp_path)))
+
+
+def test_fresh_deletes_the_demo_and_nothing_else(tmp_path):
+    """``--fresh`` may point at a folder that holds other files too: only the demo's stages and files go."""
+    for name in demo.STAGES:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text("{}")
+    for name in ("config.json", "summary.json", "report.md", "report.html", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "mine").mkdir()
+    demo.clear_stages(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]

@@ -166,9 +166,8 @@ def demo(
 ) -> None:
     """The whole loop on a small configuration (or the benchmark's, --full): record -> traces -> pretrain + warm-up
     -> eval -> closed loop -> report.html, with the time left after each stage."""
-    import shutil
 
-    from tracegen.demo import check_config, describe_plan, make_config, run_demo, summary_table
+    from tracegen.demo import check_config, clear_stages, describe_plan, make_config, run_demo, summary_table
 
     if full and scale not in ("default", "full"):
         raise typer.BadParameter(f"--full is --scale full; it contradicts --scale {scale}")
@@ -181,8 +180,8 @@ def demo(
         check_config(cfg)
         typer.echo(describe_plan(cfg, name))
         return
-    if fresh and out.exists():
-        shutil.rmtree(out)
+    if fresh:
+        clear_stages(out)
     summary = run_demo(cfg, log=typer.echo)
     typer.echo("\n" + summary_table(summary))
     typer.echo(
