@@ -1,7 +1,7 @@
 """One readable training loop for TraceGen: pretraining and warm-up are the same loop with another init and data.
 
     tracegen train --data DATA [DATA ...] --out RUN [--init PRETRAINED] [--preset default] [--steps N] [key=value ...]
-    torchrun --nproc_per_node 2 -m tracegen.train --data DATA --out RUN      # data-parallel (gloo on CPU)
+    torchrun --nproc_per_node 2 -m tracegen.train --data DATA --out RUN      # data-parallel (gloo on CPU, nccl on GPUs)
 
 Every step draws its batch, its noise and its dropout from a generator seeded by (seed, step, rank), so a run that is
 killed and resumed from its last checkpoint continues the very same loss curve. A run folder holds::
@@ -57,6 +57,7 @@ class TrainConfig:
     eval_every: int = 250
     ckpt_every: int = 250
     threads: int = 2
+    device: str = "auto"  # auto (CUDA when present, else CPU), cpu, cuda or cuda:N; DDP: one GPU per rank
     model: dict[str, Any] = field(default_factory=dict)  # model config overrides (shape fields ignored with init)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,13 +93,27 @@ def split_by_episode(examples: list[Example], val_fraction: float, seed: int) ->
 
 
 def make_batch(model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float) -> dict:
+    """A training batch on the model's device (built and jittered on the CPU, with the CPU generator ``g``)."""
     picks = [examples[i] for i in idx]
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
-    return batch
+    return {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto``: the rank's GPU when CUDA is present, else the CPU; a CUDA device asked for without CUDA is an
+    error that says so (rather than a crash deep inside the first step)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name}: this torch has no usable CUDA ({torch.__version__}); use device=cpu "
+                         "or install a CUDA build of torch")
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
 
 
 def color_jitter(rgb: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
@@ -131,14 +146,14 @@ def save_state(
     save_json(run / "train_config.json", tcfg.to_dict())
     tensors, groups = flatten_optimizer(opt)
     with atomic_dir(run / "training_state") as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_json(tmp / "state.json", {"step": step, "param_groups": groups, **extra})
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
     sd = opt.state_dict()
-    tensors = {f"{i}.{k}": v.detach().clone() for i, s in sd["state"].items() for k, v in s.items()}
+    tensors = {f"{i}.{k}": v.detach().cpu().clone() for i, s in sd["state"].items() for k, v in s.items()}
     return tensors, sd["param_groups"]
 
 
@@ -207,12 +222,13 @@ def build_model(tcfg: TrainConfig) -> TraceGen:
 def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     """Train (or resume) a run; returns the final metrics. ``stop_at`` ends the run early, as a kill would."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("gloo")
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, tcfg.threads // world))
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     run = Path(tcfg.out)
-    model = build_model(tcfg)
+    model = build_model(tcfg).to(device)
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
@@ -227,7 +243,8 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     if (run / "training_state" / "state.json").exists():
         meta = load_state(run, model, ema, opt)
         start, best = meta["step"], meta.get("best_val", float("inf"))
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    ids = [device.index] if device.type == "cuda" else None
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids) if world > 1 else model
     log = JsonLog(run, enabled=rank == 0)
     if rank == 0:
         save_json(run / "train_config.json", tcfg.to_dict())

@@ -99,3 +99,18 @@ def test_ema_copies_during_warm_up_then_ramps_to_its_decay():
     ramp = [ema_decay_at(s, cfg) for s in range(10, 12000)]  # (1 + k) / (10 + k) reaches 0.999 near k = 9000
     assert ramp[0] == 0.1 and all(b >= a for a, b in zip(ramp, ramp[1:], strict=False)) and ramp[-1] == 0.999
     assert ema_decay_at(110, cfg) < 0.95  # after 100 steps the average still follows the run closely
+
+
+def test_a_gpu_asked_for_without_cuda_is_refused_before_any_work(dataset, tmp_path):
+    """``device=auto`` trains on the CPU here; ``device=cuda`` on a machine without CUDA says what to do instead
+    (the CUDA path itself -- nccl, one GPU per rank -- needs a GPU, which these machines do not have)."""
+    import torch
+
+    from tracegen.train import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present: nothing to refuse")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ValueError, match="use device=cpu"):
+        train(tiny(dataset, tmp_path / "run", 2, device="cuda"))
+    assert not (tmp_path / "run").exists()

@@ -70,6 +70,11 @@ class TraceGen(nn.Module):
             text = torch.where(keep[:, None], text, self.null_text.expand_as(text))
         return torch.cat([image, text[:, None]], 1), text + image.mean(1)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the weights are (``model.to(device)`` moves them; inputs follow)."""
+        return next(self.parameters()).device
+
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         return torch.from_numpy(self.text.encode([clean_instruction(t) for t in texts]))
 
@@ -78,11 +83,12 @@ class TraceGen(nn.Module):
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss on a batch from :func:`tracegen.model.data.collate` (+ ``text_emb``)."""
         x0, B = batch["x0"], len(batch["x0"])
-        rand = torch.rand(B, 3, generator=generator)
+        # random draws on the CPU generator, then moved: the same numbers on every device
+        rand = torch.rand(B, 3, generator=generator).to(x0.device)
         keep = rand[:, 0] >= self.cfg.cond_dropout
         batch = {**batch, "has_depth": batch["has_depth"] & (rand[:, 1] >= self.cfg.depth_dropout)}
         t = rand[:, 2]
-        noise = torch.randn(x0.shape, generator=generator)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t, target = flow.interpolate(x0, noise, t)
         context, pooled = self.condition(batch, keep)
         return flow.masked_mse(self.velocity(x_t, t, context, pooled), target, batch["mask"])
@@ -125,16 +131,17 @@ class TraceGen(nn.Module):
             (sampler or cfg.sampler),
         )
         B = len(batch["rgb"])
-        rep = {k: v.repeat_interleave(num_samples, 0) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        rep = {k: v.to(self.device).repeat_interleave(num_samples, 0) for k, v in batch.items() if torch.is_tensor(v)}
         context, pooled = self.condition(rep)
         if guidance != 1.0:
-            null_ctx, null_pooled = self.condition(rep, torch.zeros(len(pooled), dtype=torch.bool))
+            drop = torch.zeros(len(pooled), dtype=torch.bool, device=pooled.device)
+            null_ctx, null_pooled = self.condition(rep, drop)
 
         def velocity(x, t, conditional):
             return self.velocity(x, t, *((context, pooled) if conditional else (null_ctx, null_pooled)))
 
         g = torch.Generator().manual_seed(seed)
-        noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g)
+        noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g).to(self.device)
         x = flow.sample(flow.guided(velocity, guidance), noise, steps, sampler)
         return x.clamp(-1, 1).view(B, num_samples, cfg.num_points, cfg.horizon, 3)  # targets live in [-1, 1]
 
@@ -173,7 +180,7 @@ class TraceGen(nn.Module):
             )
         H, W = rgbs.shape[1:3]
         batch = self._prepare(rgbs, depths, texts)
-        x = self.sample(batch, num_samples, steps, guidance, sampler, seed).numpy()  # (B, S, N, L, 3)
+        x = self.sample(batch, num_samples, steps, guidance, sampler, seed).cpu().numpy()  # (B, S, N, L, 3)
         start_uv = grid_points(H, W, self.cfg.grid)
         if depths is not None:
             rows, cols = grid_pixel_indices(H, W, self.cfg.grid)
@@ -210,7 +217,7 @@ class TraceGen(nn.Module):
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(path / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "tracegen_version": __version__})
         save_json(
