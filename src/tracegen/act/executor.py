@@ -8,7 +8,13 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    tracks that move coherently with a seed track (:func:`select_effector_tracks`). The seed is the nearest of the
    tracks that start moving first (``first_movers``: an object about to be picked can lie closer to the tool point
    than any gripper point, but it waits for the gripper). When the gripper has no moving grid point (hidden behind the
-   arm) the nearest moving part within ``fallback_radius_m`` drives the plan.
+   arm) the nearest moving part within ``fallback_radius_m`` drives the plan — unless the effector can *reach* an
+   object (:func:`reached_object_tracks`): with no moving track within ``effector_radius_m`` that starts higher than
+   ``object_below_m`` under the effector, the nearest moving track within ``reach_radius_m`` (starting at most
+   ``reach_max_above_m`` above it, and nearer than any moving part higher than that) is an object the effector is
+   about to move. The plan (:func:`reach_plan`) goes to it — its seen point pushed ``reach_depth_m`` along the
+   camera's ray, since a track lies on the object's visible face — by the step before it moves, closes there and then
+   moves with it. A 20x20 grid over a far camera (the protocol's ``corner2``) often has no point on the gripper.
 3. **Path**: the effector's future positions — the start position plus the *mean* displacement of its tracks (as the
    paper's authors do), or a *rigid* fit (Kabsch) of the tracks from the start to every step applied to the
    effector's position.

@@ -11,6 +11,12 @@ bottom of a pick), then closes in place for ``grasp_wait_steps``. The gripper st
 ``release_static_plans`` static plans in a row say the grasp failed; it then opens and the next plan starts over.
 The dip rule learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``)
 and sees the scene in the observation's depth (``scene_stride``).
+
+Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
+gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
+``max_static_plans`` static plans in a row with no grasp held, the effector closes its gripper (a narrower tool) and
+pushes on along its last motion (over ``stuck_motion_steps`` env steps) by up to ``stuck_push_m`` until blocked,
+once (:func:`push_on`); static traces after that end the episode.
 """
 
 from __future__ import annotations
