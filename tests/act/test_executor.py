@@ -190,3 +190,50 @@ def test_far_arm_link_drives_the_plan_when_the_gripper_is_hidden():
     world = np.concatenate([link[:, None] + move, np.repeat(table[:, None], S, 1)])
     assert plan_from_trace(to_trace(world), K, W2C, EE).displacement == pytest.approx(0.1, abs=1e-6)
     assert plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(fallback_radius_m=0.3)).displacement < 1e-9
+
+
+def hidden_effector_world(rng, S=9, onset=3, arm=None):
+    """No grid point on the effector: an object 8 cm from it (7 cm lower) waits ``onset`` steps, then rises 15 cm
+    (it is carried); ``arm`` (M, 3) adds a part that moves from the start. Returns world tracks and the object's
+    index range."""
+    obj = EE + [0.04, 0.0, -0.07] + rng.uniform(-0.005, 0.005, (6, 3))
+    table = np.stack([rng.uniform(-0.4, 0.4, 60), rng.uniform(-0.2, 0.4, 60), np.zeros(60)], 1)
+    rise = np.clip(np.arange(S) - onset + 1, 0, None) * 0.15 / (S - onset)
+    obj_w = obj[:, None] + np.stack([np.zeros(S), np.zeros(S), rise], -1)
+    parts = [obj_w, np.repeat(table[:, None], S, 1)]
+    if arm is not None:
+        parts.append(arm[:, None] + np.stack([np.linspace(0, 0.1, S), np.zeros(S), np.zeros(S)], -1))
+    return np.concatenate(parts), slice(0, 6)
+
+
+def test_a_hidden_effector_reaches_the_object_that_moves_then_carries_it():
+    world, obj = hidden_effector_world(np.random.default_rng(11), onset=3)
+    plan = plan_from_trace(to_trace(world), K, W2C, EE)
+    seen = world[obj, 0].mean(0)
+    camera = -W2C[:3, :3].T @ W2C[:3, 3]
+    contact = seen + ExecutorConfig().reach_depth_m * (seen - camera) / np.linalg.norm(seen - camera)
+    np.testing.assert_allclose(plan.grasp_position, contact, atol=1e-6)  # behind the object's seen face
+    np.testing.assert_allclose(plan.positions[0], EE, atol=1e-9)
+    np.testing.assert_allclose(plan.positions[2], contact, atol=1e-6)  # there by the last step before it moves
+    assert plan.gripper_closed[3:].all() and not plan.gripper_closed[:3].any()
+    np.testing.assert_allclose(plan.positions[-1] - plan.positions[2], [0, 0, 0.15], atol=1e-6)  # then carries it
+    old = plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(reach_radius_m=0.0))
+    assert not old.gripper_closed.any()  # the fallback: the object's motion, from where the effector is
+    np.testing.assert_allclose(old.positions[-1] - EE, [0, 0, 0.15], atol=0.003)
+
+
+def test_a_moving_part_at_the_effectors_height_or_a_nearer_arm_part_means_no_reach():
+    rng = np.random.default_rng(12)
+    level = EE + [0.0, 0.05, 0.0] + rng.uniform(-0.005, 0.005, (4, 3))  # 5 cm away, level: the effector's own
+    world, obj = hidden_effector_world(rng, arm=level)
+    plan = plan_from_trace(to_trace(world), K, W2C, EE)
+    assert plan.grasp_position is None
+    np.testing.assert_allclose(plan.positions[-1] - EE, [0.1, 0, 0], atol=0.003)
+    wide = ExecutorConfig(reach_radius_m=0.3)  # objects beyond the effector radius may be reached too ...
+    arm = EE + [0.0, 0.0, 0.11] + rng.uniform(-0.005, 0.005, (4, 3))  # ... unless an arm part above is nearer
+    world, obj = hidden_effector_world(rng, arm=arm)
+    world[obj] += [0.1, 0.0, 0.0]  # the object 13 cm away
+    assert plan_from_trace(to_trace(world), K, W2C, EE, wide).grasp_position is None
+    far = EE + [0.0, 0.0, 0.25] + rng.uniform(-0.005, 0.005, (4, 3))
+    world, obj = hidden_effector_world(rng, arm=far)
+    assert plan_from_trace(to_trace(world), K, W2C, EE, wide).grasp_position is not None

@@ -85,3 +85,37 @@ def test_a_latched_gripper_opens_after_static_plans():
         assert closing.any()  # the pick closed the gripper ...
         reopened = np.isclose(robot.efforts, cfg.open_effort)[int(np.argmax(closing)) :].any()
         assert reopened == opens  # ... and only the rule opens it again
+
+
+class MoveThenStaticPlanner:
+    """First a plan that moves the effector's tracks 10 cm along +y, then traces in which nothing moves (the rest
+    of the motion is shorter than one retargeted step)."""
+
+    name = "short"
+
+    def __init__(self, start):
+        rng = np.random.default_rng(1)
+        self.eff = rng.uniform(-0.01, 0.01, (6, 3))
+        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+        self.calls = 0
+
+    def plan(self, env, frame, K, w2c, instruction):
+        self.calls += 1
+        dy = np.linspace(0, 0.1, 5) if self.calls == 1 else np.zeros(5)
+        eff = env.ee + self.eff
+        world = np.concatenate([eff[:, None] + dy[None, :, None] * [0, 1, 0], np.repeat(self.floor[:, None], 5, 1)])
+        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+
+
+def test_static_traces_after_a_motion_close_the_gripper_and_push_on_along_it():
+    start = np.array([0.0, 0.0, 0.1])
+    ends = {}
+    for push in (0.04, 0.0):
+        robot = PointRobot(start)
+        cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=push)
+        result = rollout(robot, MoveThenStaticPlanner(start), "cam", 0, "", cfg)
+        assert result.reason == "static plans"
+        ends[push] = robot.ee.copy()
+        assert np.isclose(robot.efforts, cfg.close_effort).any() == (push > 0)  # a closed tool pushes on
+    assert ends[0.04][1] - ends[0.0][1] > 0.02  # went on along +y ...
+    np.testing.assert_allclose(ends[0.04][[0, 2]], ends[0.0][[0, 2]], atol=0.005)  # ... and only along it

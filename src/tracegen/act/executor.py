@@ -8,7 +8,13 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    tracks that move coherently with a seed track (:func:`select_effector_tracks`). The seed is the nearest of the
    tracks that start moving first (``first_movers``: an object about to be picked can lie closer to the tool point
    than any gripper point, but it waits for the gripper). When the gripper has no moving grid point (hidden behind the
-   arm) the nearest moving part within ``fallback_radius_m`` drives the plan.
+   arm) the nearest moving part within ``fallback_radius_m`` drives the plan — unless the effector can *reach* an
+   object (:func:`reached_object_tracks`): with no moving track within ``effector_radius_m`` that starts higher than
+   ``object_below_m`` under the effector, the nearest moving track within ``reach_radius_m`` (starting at most
+   ``reach_max_above_m`` above it, and nearer than any moving part higher than that) is an object the effector is
+   about to move. The plan (:func:`reach_plan`) goes to it — its seen point pushed ``reach_depth_m`` along the
+   camera's ray, since a track lies on the object's visible face — by the step before it moves, closes there and then
+   moves with it. A 20x20 grid over a far camera (the protocol's ``corner2``) often has no point on the gripper.
 3. **Path**: the effector's future positions — the start position plus the *mean* displacement of its tracks (as the
    paper's authors do), or a *rigid* fit (Kabsch) of the tracks from the start to every step applied to the
    effector's position.
@@ -63,6 +69,12 @@ class ExecutorConfig:
     dip_max_refine_m: float = 0.03  # ... at most this far below the lowest step
     grasp_rules: tuple[str, ...] = ("co-motion", "dip")
     max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
+    reach_radius_m: float = 0.10  # > 0: with no moving track within effector_radius_m (a hidden gripper), an object
+    # that moves within this radius is what the effector goes to: reach its start, close, then carry it
+    object_below_m: float = 0.03  # ... a moving track starting this far below the effector is an object, not it
+    reach_depth_m: float = 0.02  # ... its contact point lies this far behind the object's seen face (camera ray)
+    reach_max_above_m: float = 0.02  # ... an object starting at most this far above the effector (arm links hang
+    # above the tool; what it reaches lies level with it or below)
 
 
 @dataclass
@@ -85,6 +97,23 @@ def lift_trace(traj: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     return pixels_to_world(np.swapaxes(traj, 0, 1).astype(np.float64), K, w2c).swapaxes(0, 1)
 
 
+def track_distances(
+    world: np.ndarray, ee_position: np.ndarray, start_depth: np.ndarray, cfg: ExecutorConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(N,)`` start distance of every usable track to the effector (inf if unusable) and ``(N,)`` whether it
+    moves (its farthest excursion exceeds ``min_track_motion_m``)."""
+    usable = np.isfinite(world[:, 0]).all(1) & (start_depth > 0) & (start_depth < cfg.max_depth_m)
+    dist = np.where(usable, np.linalg.norm(world[:, 0] - ee_position, axis=1), np.inf)
+    motion = np.linalg.norm(world - world[:, :1], axis=2).max(1)  # (N,) farthest excursion of each track
+    return dist, motion > cfg.min_track_motion_m
+
+
+def coherent_with(world: np.ndarray, candidates: np.ndarray, seed: int, cfg: ExecutorConfig) -> np.ndarray:
+    """The ``candidates`` whose displacement stays within ``coherence_m`` of the ``seed`` track's at every step."""
+    disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
+    return candidates[np.linalg.norm(disp - (world[seed] - world[seed, :1]), axis=2).max(1) <= cfg.coherence_m]
+
+
 def select_effector_tracks(
     world: np.ndarray, ee_position: np.ndarray, start_depth: np.ndarray, cfg: ExecutorConfig
 ) -> np.ndarray:
@@ -98,10 +127,7 @@ def select_effector_tracks(
     With no moving track within the radius (a coarse grid may miss the gripper), the same rule runs within
     ``fallback_radius_m``; if nothing moves there either, the nearest tracks are returned (a static plan).
     """
-    usable = np.isfinite(world[:, 0]).all(1) & (start_depth > 0) & (start_depth < cfg.max_depth_m)
-    dist = np.where(usable, np.linalg.norm(world[:, 0] - ee_position, axis=1), np.inf)
-    motion = np.linalg.norm(world - world[:, :1], axis=2).max(1)  # (N,) farthest excursion of each track
-    moving = motion > cfg.min_track_motion_m
+    dist, moving = track_distances(world, ee_position, start_depth, cfg)
     candidates = np.flatnonzero((dist <= cfg.effector_radius_m) & moving)
     if len(candidates) == 0:  # no grid point on the effector moves: the nearest moving part of the arm, if close
         candidates = np.flatnonzero((dist <= cfg.fallback_radius_m) & moving)
@@ -111,10 +137,46 @@ def select_effector_tracks(
     if cfg.first_movers:
         onset = np.argmax(np.linalg.norm(world[candidates] - world[candidates, :1], axis=2) > cfg.carry_onset_m, axis=1)
         pool = candidates[onset <= onset.min() + cfg.first_mover_slack_steps]
-    disp = world[candidates] - world[candidates, :1]  # (M, S, 3)
-    seed = pool[np.argmin(dist[pool])]
-    coherent = np.linalg.norm(disp - disp[candidates == seed], axis=2).max(1) <= cfg.coherence_m
-    return candidates[coherent]
+    return coherent_with(world, candidates, pool[np.argmin(dist[pool])], cfg)
+
+
+def reached_object_tracks(
+    world: np.ndarray, ee_position: np.ndarray, start_depth: np.ndarray, cfg: ExecutorConfig
+) -> np.ndarray | None:
+    """With a hidden effector (no moving track within ``effector_radius_m`` that starts higher than
+    ``object_below_m`` under the effector: lower ones are objects waiting for it), the tracks of the nearest object
+    that moves within ``reach_radius_m`` and starts at most ``reach_max_above_m`` above the effector (coherent with
+    it); ``None`` when the effector is visible, nothing qualifies, or a moving part higher than that (the arm) is
+    nearer than the object."""
+    if cfg.reach_radius_m <= 0:
+        return None
+    dist, moving = track_distances(world, ee_position, start_depth, cfg)
+    height = world[:, 0, 2] - ee_position[2]  # start height above the effector (world z is up)
+    if (moving & (dist <= cfg.effector_radius_m) & (height >= -cfg.object_below_m)).any():
+        return None
+    candidates = np.flatnonzero(moving & (height <= cfg.reach_max_above_m) & (dist <= cfg.reach_radius_m))
+    arm = dist[moving & (height > cfg.reach_max_above_m)]  # moving parts above the tool: the arm it hangs from
+    if len(candidates) == 0 or arm.min(initial=np.inf) < dist[candidates].min():
+        return None  # nothing to reach, or a part of the arm is nearer and drives the plan (the fallback)
+    return coherent_with(world, candidates, candidates[np.argmin(dist[candidates])], cfg)
+
+
+def reach_plan(
+    world: np.ndarray, tracks: np.ndarray, ee_position: np.ndarray, camera_center: np.ndarray, cfg: ExecutorConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Path ``(S, 3)``, gripper ``(S,)`` and contact point for an effector that the trace does not show: it goes
+    straight to the object ``tracks`` (their mean start, pushed ``reach_depth_m`` further along the camera's ray:
+    a track lies on the object's visible face, its middle is behind it), reaching it by the last step before they
+    move (by ``carry_onset_m``), closes there and then moves with them (the object's mean displacement)."""
+    seen = world[tracks, 0].mean(0)
+    ray = (seen - camera_center) / np.linalg.norm(seen - camera_center)
+    contact = seen + cfg.reach_depth_m * ray
+    disp = (world[tracks] - world[tracks, :1]).mean(0)  # (S, 3)
+    onset = max(1, int(np.argmax(np.linalg.norm(disp, axis=1) > cfg.carry_onset_m)))
+    path = contact + disp
+    path[:onset] = ee_position + (contact - ee_position) * (np.arange(onset) / max(1, onset - 1))[:, None]
+    closed = np.arange(len(path)) >= onset
+    return path, closed, contact
 
 
 def effector_path(world: np.ndarray, tracks: np.ndarray, ee_position: np.ndarray, mode: str) -> np.ndarray:
@@ -268,6 +330,9 @@ def plan_from_trace(
     """
     traj = np.asarray(traj, np.float64)[:, :num_steps]
     world = lift_trace(traj, K, w2c)
+    reached = reached_object_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
+    if reached is not None:
+        return Plan(*_reach_parts(world, reached, np.asarray(ee_position, np.float64), np.asarray(w2c), cfg))
     effector = select_effector_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
     path = effector_path(world, effector, np.asarray(ee_position, np.float64), cfg.path_mode)
     closed, grasp = np.zeros(len(path), bool), None
@@ -284,3 +349,9 @@ def plan_from_trace(
             grasp = rule_grasp  # the earliest grasp's contact point
         closed |= rule_closed
     return Plan(path, closed, effector, world, grasp)
+
+
+def _reach_parts(world, tracks, ee_position, w2c, cfg):
+    camera_center = -w2c[:3, :3].T @ w2c[:3, 3]
+    path, closed, grasp = reach_plan(world, tracks, ee_position, camera_center, cfg)
+    return path, closed, tracks, world, grasp

@@ -11,6 +11,12 @@ bottom of a pick), then closes in place for ``grasp_wait_steps``. The gripper st
 ``release_static_plans`` static plans in a row say the grasp failed; it then opens and the next plan starts over.
 The dip rule learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``)
 and sees the scene in the observation's depth (``scene_stride``).
+
+Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
+gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
+``max_static_plans`` static plans in a row with no grasp held, the effector closes its gripper (a narrower tool) and
+pushes on along its last motion (over ``stuck_motion_steps`` env steps) by up to ``stuck_push_m`` until blocked,
+once (:func:`push_on`); static traces after that end the episode.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class RolloutConfig:
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
     release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
+    stuck_push_m: float = 0.04  # > 0: when the traces stay static (max_static_plans) and no grasp is held, close the
+    # gripper and go on along the last motion by up to this much until blocked (push_on), once, then plan again
+    stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
     descent_window: int = 200  # env steps of history that tell the dip rule how far the effector just came down
     descent_slack_m: float = 0.003  # >= 0: the dip rule measures the last uninterrupted descent in that window
@@ -103,22 +112,41 @@ def drive(
     history: list[np.ndarray],
     tolerance: float,
     stop_when_blocked: bool = False,
+    closed: bool = False,
 ) -> int:
-    """Open-gripper steps towards ``target`` until within ``tolerance``, ``max_steps_per_waypoint`` steps, success,
-    ``budget`` steps or (``stop_when_blocked``) two steps that come down less than ``press_blocked_m``.
+    """Steps towards ``target`` (gripper open unless ``closed``) until within ``tolerance``,
+    ``max_steps_per_waypoint`` steps, success, ``budget`` steps or (``stop_when_blocked``) two steps that advance
+    less than ``press_blocked_m`` towards it.
 
     Returns the steps used."""
     used = 0
+    heading = (target - history[-1]) / max(float(np.linalg.norm(target - history[-1])), 1e-9)
     while used < min(budget, cfg.max_steps_per_waypoint) and not env.success:
         before = history[-1]
         if np.linalg.norm(target - before) <= tolerance:
             break
-        env.step(action_towards(before, target, False, cfg))
+        env.step(action_towards(before, target, closed, cfg))
         history.append(env.ee_pose()[:3, 3])
         used += 1
-        if stop_when_blocked and used >= 2 and history[-3][2] - history[-1][2] < cfg.press_blocked_m:
-            break  # two steps that came down less than press_blocked_m: blocked
+        if stop_when_blocked and used >= 2 and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m:
+            break  # two steps that advanced less than press_blocked_m: blocked
     return used
+
+
+def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarray]) -> int:
+    """Stuck (the traces stay static): close the gripper in place (a narrower tool), then go on by up to
+    ``stuck_push_m`` along the effector's last motion (over ``stuck_motion_steps`` steps) until blocked: the
+    retargeted trace drops the last part of a motion that is shorter than one of its steps. Returns steps used."""
+    used = 0
+    for _ in range(min(cfg.grasp_wait_steps, budget)):
+        env.step(action_towards(history[-1], history[-1], True, cfg))
+        history.append(env.ee_pose()[:3, 3])
+        used += 1
+    motion = history[-1] - history[-min(len(history), cfg.stuck_motion_steps)]
+    if np.linalg.norm(motion) < cfg.min_plan_motion_m:
+        return used
+    target = history[-1] + cfg.stuck_push_m * motion / np.linalg.norm(motion)
+    return used + drive(env, target, cfg, budget - used, history, cfg.grasp_tolerance_m, True, closed=True)
 
 
 def approach_contact(
@@ -184,7 +212,7 @@ def rollout(
     """One closed-loop episode from ``env.reset(seed)``; a ``recorder`` sees every plan and executor step."""
     env.reset(seed)
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
-    steps, static, latched, static_closed = 0, 0, False, 0
+    steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
@@ -234,6 +262,13 @@ def rollout(
             recorder.on_plan(frame, traj)
         if plan.displacement < cfg.min_plan_motion_m and not plan.gripper_closed.any():
             static += 1
+            if static >= cfg.max_static_plans and cfg.stuck_push_m > 0 and not (latched or pushed):
+                steps += push_on(actor, cfg, cfg.max_env_steps - steps, history)
+                static, pushed = 0, True
+                if env.success:
+                    result.success, result.reason = True, "success"
+                    break
+                continue
             if static >= cfg.max_static_plans:
                 result.reason = "static plans"
                 break
