@@ -8,13 +8,15 @@ import dataclasses
 from tracegen.demo.config import DemoConfig, pretrain_tasks
 from tracegen.demo.stages import CLIP_PLANNERS, PLANNER_RUNS
 
-# The reference machine's costs (2 shared cores), fitted to two measured runs: the default demo's stage split in
-# docs/BENCHMARKS.md (one worker) and the tiny demo's (tests/test_demo.py): seconds of start-up per stage (model
-# loading dominates TraceForge's, twice) and seconds per unit of work (work_units) with one worker at 128 x 128 px.
-# Recording and TraceForge scale with the pixel count and split over the workers.
-STARTUP_SECONDS = {"record": 5.0, "traces": 50.0, "train": 5.0, "eval": 2.0, "closed_loop": 2.0}
-UNIT_SECONDS = {"record": 1.7, "traces": 5.3, "eval": 1.0, "closed_loop": 1.3}  # per episode / video
-STEP_SECONDS = {"tiny": 0.1, "default": 0.52}  # per training step at batch 32 (other presets: at least default's)
+# The reference machine's costs (2 cores, quiet), fitted to measured runs: the default demo on a fresh clone
+# (docs/BENCHMARKS.md, "Demo": record 57 s, traces 52 s, train 198 s, closed loop 34 s) and the tiny demo
+# (tests/test_demo.py): seconds of start-up per stage (worker processes importing torch and loading models dominate
+# TraceForge's) and seconds per unit of work (work_units) with one worker at 128 x 128 px. Recording and TraceForge
+# scale with the pixel count and split over the workers. On a shared machine the time left is scaled by how much
+# slower the finished stages ran (TimeLeft).
+STARTUP_SECONDS = {"record": 5.0, "traces": 20.0, "train": 5.0, "eval": 2.0, "closed_loop": 2.0}
+UNIT_SECONDS = {"record": 1.6, "traces": 1.0, "eval": 1.0, "closed_loop": 0.95}  # per episode / video
+STEP_SECONDS = {"tiny": 0.1, "default": 0.25}  # per training step at batch 32 (other presets: at least default's)
 
 
 def work_units(cfg: DemoConfig) -> dict[str, int]:
