@@ -30,6 +30,20 @@ def test_video_round_trip_both_codecs(tmp_path, codec):
     assert np.abs(back.astype(int) - frames).mean() < 6
 
 
+@pytest.mark.parametrize("size", [64, 160, 224])
+def test_the_same_frames_give_the_same_video_bytes(tmp_path, size):
+    """Reruns must write byte-identical episodes: libx264's threads and macroblock-tree rate control did not."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    waves = [np.sin(xx / 7 + t / 3) + np.cos(yy / 5 - t / 4) for t in range(30)]
+    grey = np.stack([60 * w + 128 + rng.normal(0, 8, w.shape) for w in waves]).clip(0, 255).astype(np.uint8)
+    frames = np.repeat(grey[..., None], 3, -1)
+    files = [tmp_path / f"{k}.mp4" for k in range(3)]
+    for f in files:
+        write_video(f, frames, fps=10)
+    assert files[0].read_bytes() == files[1].read_bytes() == files[2].read_bytes()
+
+
 def test_episode_round_trip(tmp_path, episode):
     episode.rgb = smooth_frames(episode.num_frames, episode.height, episode.width)
     write_episode(tmp_path / "ep", episode)

@@ -35,7 +35,10 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf)} if codec == "h264" else {"crf": str(crf), "preset": "10"}
         if codec == "h264":
-            stream.options["preset"] = "fast"
+            # Reproducible files: libx264's macroblock-tree rate control and its threads both made the bitstream
+            # differ from run to run (tests/io/test_episode.py); without them the same frames give the same bytes.
+            stream.options |= {"preset": "fast", "x264-params": "mbtree=0"}
+            stream.codec_context.thread_count = 1
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
