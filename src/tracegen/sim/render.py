@@ -47,7 +47,7 @@ def check_gl_backend() -> str:
 def _no_garbage_collection():
     """A frame is drawn with no garbage collection: a finaliser may run at any allocation, and one of a forgotten
     renderer (or of MuJoCo's ``GLContext``, whose ``free`` releases the thread's current EGL context) would leave the
-    frame drawn into no context -- a garbage image and NaN depth, seen as a rare non-reproducible episode."""
+    frame drawn into no context: a garbage image and NaN depth (tests/sim/test_render.py reproduces it)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
