@@ -178,3 +178,7 @@ def test_fresh_deletes_the_demo_and_nothing_else(tmp_path):
     (tmp_path / "mine").mkdir()
     demo.clear_stages(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
+    (tmp_path / "train").mkdir()  # the user's own folder of that name, in a folder the demo did not make
+    (tmp_path / "train" / "weights.pt").write_text("x")
+    demo.clear_stages(tmp_path)
+    assert (tmp_path / "train" / "weights.pt").exists()

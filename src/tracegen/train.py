@@ -223,6 +223,11 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     """Train (or resume) a run; returns the final metrics. ``stop_at`` ends the run early, as a kill would."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", 0)))
+    if world > 1 and device.type == "cuda" and tcfg.device not in ("auto", "cuda"):
+        raise ValueError(f"device={tcfg.device} under torchrun would put every rank on one GPU; use device=cuda "
+                         "(each rank takes the GPU of its LOCAL_RANK)")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL's collectives run on the current device
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, tcfg.threads // world))

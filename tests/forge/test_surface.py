@@ -42,3 +42,33 @@ def test_align_surface_recovers_the_step_that_photometry_falls_short_of():
         err = np.linalg.norm(p - truth, axis=1)
         assert (err < 0.3 * np.linalg.norm(p_init - truth, axis=1)).all()  # well past the photometric estimate
     assert np.linalg.norm(centre - (X0 + 5 * step), axis=1).max() < 1e-3  # no drift over the frames
+
+
+def test_the_world_frame_does_not_matter_and_failed_points_come_back_unchanged():
+    """The same fit with the world expressed in another frame (w2c not the identity): the same pixels, the same
+    motion; a point without surface pixels is returned as it came (its photometric pixel, its old pose)."""
+    from tracegen.geometry import invert_rigid
+
+    depth0, depth1 = bumpy_depth(np.zeros(3)), bumpy_depth(np.array([0.004, -0.002, 0.003]))
+    p0 = np.array([[28.0, 30.0], [35.0, 27.0], [31.0, 36.0]])
+    z0 = depth0[p0[:, 1].astype(int), p0[:, 0].astype(int)].astype(np.float64)
+    X0 = np.concatenate([(p0 - K[:2, 2]) / K[[0, 1], [0, 1]] * z0[:, None], z0[:, None]], 1)
+    off, mask = surface_patches(depth0, K, np.eye(4), p0, z0, 9, 1, 0.01, 0.02)
+    mask[2] = False  # no surface pixels: the fit must leave this point alone
+    p_init = p0 + 0.5
+    R, centre, p, ok = align_surface(depth1, K, np.eye(4), off, mask, np.tile(np.eye(3), (3, 1, 1)), X0, p_init)
+
+    a = np.radians(30.0)  # world' = a rotation and a shift of the camera frame
+    w2c = np.eye(4)
+    w2c[:3, :3] = [[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]]
+    w2c[:3, 3] = [0.3, -0.2, 0.5]
+    c2w = invert_rigid(w2c)
+    off_w, _ = surface_patches(depth0, K, c2w, p0, z0, 9, 1, 0.01, 0.02)
+    X0_w = X0 @ c2w[:3, :3].T + c2w[:3, 3]
+    R_w, centre_w, p_w, ok_w = align_surface(depth1, K, w2c, off_w, mask, np.tile(np.eye(3), (3, 1, 1)), X0_w, p_init)
+    assert ok.tolist() == ok_w.tolist() == [True, True, False]
+    np.testing.assert_allclose(p_w, p, atol=1e-6)
+    np.testing.assert_allclose(centre_w[:2], (centre @ c2w[:3, :3].T + c2w[:3, 3])[:2], atol=1e-9)
+    np.testing.assert_array_equal(p_w[2], p_init[2])
+    np.testing.assert_array_equal(centre_w[2], X0_w[2])
+    np.testing.assert_array_equal(R_w[2], np.eye(3))

@@ -57,10 +57,12 @@ DEMO_FILES = ("config.json", "summary.json", "report.md", "report.html")
 
 def clear_stages(out: str | Path) -> None:
     """``--fresh``: delete what a demo wrote into ``out`` (its stage folders and files), nothing else -- ``--out``
-    may name a folder that also holds the user's own files."""
+    may name a folder that also holds the user's own files: a stage folder goes only when it is a demo stage's (it
+    holds the stage's ``result.json``, or the folder holds the demo's ``config.json``)."""
     out = Path(out)
+    demo_made = (out / "config.json").is_file()
     for name in STAGES:
-        if (out / name).is_dir():
+        if (out / name).is_dir() and (demo_made or (out / name / "result.json").is_file()):
             shutil.rmtree(out / name)
     for name in DEMO_FILES:
         (out / name).unlink(missing_ok=True)

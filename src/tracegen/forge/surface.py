@@ -85,7 +85,8 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
     prior, rot_damping, abs_tol, rel_tol, huber = params[0], params[1], params[2], params[3], params[4]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     Rc, tc = w2c[:3, :3].copy(), w2c[:3, 3].copy()
-    A, b, step = np.empty((6, 6)), np.empty(6), np.empty(6)  # work buffers: no allocation per point
+    A, b, step, J, Jp = np.empty((6, 6)), np.empty(6), np.empty(6), np.empty(6), np.empty((2, 3))  # work buffers:
+    # no allocation per point
     Rcam, rot, tmp, c = np.empty((3, 3)), np.empty((3, 3)), np.empty((3, 3)), np.empty(3)
     RcT = Rc.T.copy()
     for i in range(len(centre)):
@@ -98,8 +99,8 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
         used = 0
         for _ in range(iters):
             used = _normal_equations(depth, fx, fy, cx, cy, offsets[i], mask[i], Rcam, c, abs_tol, rel_tol, huber,
-                                     A, b)
-            _add_priors(A, b, c, p[i], fx, fy, cx, cy, prior, rot_damping)
+                                     A, b, J)
+            _add_priors(A, b, Jp, c, p[i], fx, fy, cx, cy, prior, rot_damping)
             _solve(A, b, step)
             for k in range(3):
                 c[k] -= step[k]
@@ -121,14 +122,15 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
 
 
 @numba.njit(cache=True, nogil=True)
-def _normal_equations(depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, rel_tol, huber, A, b):  # pragma: no cover
+def _normal_equations(depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, rel_tol, huber,
+                      A, b, J):  # pragma: no cover
     """Fill ``A (6, 6)``, ``b (6,)`` with one point's Gauss-Newton normal equations of the depth residual (unknowns:
-    translation, then rotation about the point, camera axes); returns how many surface samples took part."""
+    translation, then rotation about the point, camera axes; ``J (6,)`` is a work buffer); returns how many surface
+    samples took part."""
     H, W = depth.shape
     A[:] = 0.0
     b[:] = 0.0
     used = 0
-    J = np.empty(6)
     for m in range(len(offsets)):
         if not mask[m]:
             continue
@@ -173,10 +175,10 @@ def _normal_equations(depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, re
 
 
 @numba.njit(cache=True, nogil=True)
-def _add_priors(A, b, c, p_photo, fx, fy, cx, cy, prior, rot_damping):  # pragma: no cover
+def _add_priors(A, b, Jp, c, p_photo, fx, fy, cx, cy, prior, rot_damping):  # pragma: no cover
     """The weak pull of the point's projection towards the photometric pixel ``p_photo (2,)``, and rotation damping."""
     zc = c[2] if c[2] > 1e-6 else 1.0
-    Jp = np.zeros((2, 3))
+    Jp[:] = 0.0
     Jp[0, 0], Jp[0, 2] = fx / zc, -fx * c[0] / zc**2
     Jp[1, 1], Jp[1, 2] = fy / zc, -fy * c[1] / zc**2
     rp0, rp1 = fx * c[0] / zc + cx - p_photo[0], fy * c[1] / zc + cy - p_photo[1]

@@ -54,7 +54,7 @@ def sample(velocity: Velocity, noise: torch.Tensor, steps: int, method: str = "h
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     x = noise
-    ts = torch.linspace(1.0, 0.0, steps + 1)
+    ts = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
     for i in range(steps):
         t, t_next = ts[i].expand(len(x)), ts[i + 1].expand(len(x))
         dt = float(ts[i + 1] - ts[i])  # negative
