@@ -133,15 +133,19 @@ def drive(
     return used
 
 
+def hold(env: SimEnv, cfg: RolloutConfig, steps: int, closed: bool, history: list[np.ndarray]) -> int:
+    """``steps`` env steps in place (so that the world, or the gripper, can change); returns them."""
+    for _ in range(steps):
+        env.step(action_towards(history[-1], history[-1], closed, cfg))
+        history.append(env.ee_pose()[:3, 3])
+    return max(0, steps)
+
+
 def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarray]) -> int:
     """Stuck (the traces stay static): close the gripper in place (a narrower tool), then go on by up to
     ``stuck_push_m`` along the effector's last motion (over ``stuck_motion_steps`` steps) until blocked: the
     retargeted trace drops the last part of a motion that is shorter than one of its steps. Returns steps used."""
-    used = 0
-    for _ in range(min(cfg.grasp_wait_steps, budget)):
-        env.step(action_towards(history[-1], history[-1], True, cfg))
-        history.append(env.ee_pose()[:3, 3])
-        used += 1
+    used = hold(env, cfg, min(cfg.grasp_wait_steps, budget), True, history)
     motion = history[-1] - history[-min(len(history), cfg.stuck_motion_steps)]
     if np.linalg.norm(motion) < cfg.min_plan_motion_m:
         return used
@@ -217,8 +221,7 @@ def rollout(
     result = RolloutResult(False, 0, 0, [], "step budget")
 
     def wait() -> None:  # one step in place, so that the world can change
-        actor.step(action_towards(history[-1], history[-1], latched, cfg))
-        history.append(env.ee_pose()[:3, 3])
+        hold(actor, cfg, 1, latched, history)
 
     while steps < cfg.max_env_steps:
         if result.plans >= cfg.max_replans:
@@ -247,10 +250,8 @@ def rollout(
             static_closed += 1
             if static_closed >= cfg.release_static_plans:  # the grasp failed: open and let the plan start over
                 latched, static_closed = False, 0
-                for _ in range(min(cfg.grasp_wait_steps, cfg.max_env_steps - steps)):  # let the gripper open
-                    wait()
-                    steps += 1
-                continue
+                steps += hold(actor, cfg, min(cfg.grasp_wait_steps, cfg.max_env_steps - steps), False, history)
+                continue  # the gripper opened in place
         else:
             static_closed = 0
         if latched:
