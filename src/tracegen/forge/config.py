@@ -70,7 +70,7 @@ class TrackerConfig:
     kind: str = "forge"
     window_radius: int = 9  # patch half-size of the refinement: a 19 x 19 pixel patch...
     window_stride: int = 2  # ...sampled every other pixel (10 x 10 samples: larger support, 3.6x fewer samples)
-    lk_iters: int = 6
+    lk_iters: int = 4  # photometric refinement iterations (the geometric step follows: 4 score as well as 6)
     fb_max_px: float = 1.0  # forward-backward error above which a step is rejected
     depth_abs_tol: float = 0.02  # metres: depth disagreement marking an occlusion (plus depth_rel_tol * z)
     depth_rel_tol: float = 0.03
