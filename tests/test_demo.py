@@ -120,11 +120,11 @@ def test_full_is_the_benchmark_protocol(tmp_path):
 
 def test_the_protocol_closed_loop_runs_through_the_benchmark(tiny_demo):
     """The `full` scale's closed loop, restricted to one task x camera x seed, on the tiny demo's checkpoints: it
-    runs `run_bench` per planner (the JSON and episode log of `tracegen bench metaworld`). No clips here (eight
-    seconds of 240 x 320 renders; their code is the demo loop's, tested above)."""
+    runs `run_bench` per planner (the JSON and episode log of `tracegen bench metaworld`), then records clips of the
+    protocol's first seed with the benchmark's rollout settings: the same outcome as the benchmark's episode."""
     tmp_path, out = tiny_demo
     assert out.returncode == 0, out.stderr[-3000:]
-    overrides = dict(protocol="avdc", size=240, width=320, cameras=("corner",), rollout_seeds=1, clips=0)
+    overrides = dict(protocol="avdc", size=240, width=320, cameras=("corner",), rollout_seeds=1, clips=1)
     cfg = demo.make_config("tiny", out=str(tmp_path / "demo"), **overrides)
     demo.check_config(cfg)
     stage = demo.Stage(cfg, "closed_loop_avdc")
@@ -134,7 +134,11 @@ def test_the_protocol_closed_loop_runs_through_the_benchmark(tiny_demo):
     for name, bench in result["bench"].items():
         logged = (stage.dir / bench).with_suffix(".episodes.jsonl").read_text().splitlines()
         assert json.loads(logged[0])["task"] == "button-press", name
-    assert result["clips"] == []
+    assert [(c["task"], c["planner"]) for c in result["clips"]] == [("button-press", "pretrained+warmup"),
+                                                                     ("button-press", "oracle")]
+    for clip in result["clips"]:
+        assert clip["success"] == bool(result["successes"][clip["planner"]]["button-press"]), clip
+        assert (tmp_path / "demo" / clip["file"]).stat().st_size > 0
 
 
 def test_a_protocol_needs_its_image_size(tmp_path):

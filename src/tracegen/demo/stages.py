@@ -253,6 +253,7 @@ def _protocol_loop(cfg: DemoConfig, stage: Stage) -> dict:
     """Each planner through :func:`tracegen.bench.metaworld.run_bench` on ``cfg.protocol`` (restricted to the
     target tasks, cameras and ``rollout_seeds``; resumable episode by episode), then clips: separate recorded
     rollouts of the protocol's first seed, since the benchmark's own episodes are not rendered."""
+    from tracegen.act.rollout import RolloutConfig
     from tracegen.bench.metaworld import PROTOCOLS, BenchConfig, run_bench
     from tracegen.sim.env import make_env
     from tracegen.sim.instructions import instructions
@@ -277,12 +278,15 @@ def _protocol_loop(cfg: DemoConfig, stage: Stage) -> dict:
         out["bench"][name] = Path(bench.out).name
         out["episodes_per_planner"] = r["episodes"]
     proto, clips = PROTOCOLS[cfg.protocol], []
-    for task in cfg.target_tasks[: cfg.clips]:
+    tasks = cfg.target_tasks[: cfg.clips]
+    planners = {name: _planner(cfg, name) for name in CLIP_PLANNERS} if tasks else {}
+    as_benched = RolloutConfig(max_env_steps=proto.max_steps, max_replans=bench.max_replans)  # run_bench's settings
+    for task in tasks:
         env = make_env(proto.suite, task, height=proto.render_hw[0], width=proto.render_hw[1])
         text = instructions(proto.suite, task)[0]
-        for name in CLIP_PLANNERS:
+        for name, planner in planners.items():
             episode = (task, cfg.cameras[0], proto.eval_seeds[0])
-            clips.append(_clip_rollout(cfg, stage, env, _planner(cfg, name), name, episode, text)[1])
+            clips.append(_clip_rollout(cfg, stage, env, planner, name, episode, text, as_benched)[1])
         env.close()
     return out | {"protocol": proto.name, "clips": clips}
 
@@ -291,15 +295,16 @@ def _clipped(cfg: DemoConfig, task: str, planner: str) -> bool:
     return planner in CLIP_PLANNERS and task in cfg.target_tasks[: cfg.clips]
 
 
-def _clip_rollout(cfg: DemoConfig, stage: Stage, env, planner, name: str, episode: tuple[str, str, int], text: str):
+def _clip_rollout(cfg: DemoConfig, stage: Stage, env, planner, name: str, episode: tuple[str, str, int], text: str,
+                  rollout_cfg=None):
     """The rollout of ``episode`` (task, camera, seed) watched by a :class:`~tracegen.viz.clip.ClipRecorder`;
     returns (its result, the clip's entry for the report: outcome, file relative to ``cfg.out``, size)."""
-    from tracegen.act.rollout import rollout
+    from tracegen.act.rollout import RolloutConfig, rollout
     from tracegen.viz.clip import ClipRecorder, write_gif
 
     task, camera, seed = episode
     recorder = ClipRecorder(camera)
-    r = rollout(env, planner, camera, seed, text, recorder=recorder)
+    r = rollout(env, planner, camera, seed, text, rollout_cfg or RolloutConfig(), recorder=recorder)
     path = write_gif(recorder.frames(), stage.dir / f"clip_{task}_{PLANNER_RUNS[name] or name}_{camera}_s{seed}.gif")
     outcome = dict(success=bool(r.success), reason=r.reason, steps=r.steps, plans=r.plans)
     where = dict(file=str(path.relative_to(cfg.out)), kb=path.stat().st_size // 1024)
