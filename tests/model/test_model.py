@@ -50,9 +50,9 @@ def test_sampling_is_deterministic_under_a_seed(model):
 def test_guidance_scale_one_is_the_conditional_model(model):
     rgb, depth = observation()
     batch = model._prepare(rgb[None], depth[None], ["push the button"])
-    context, pooled = model.condition(batch)
+    cond = model.condition(batch)
     noise = torch.randn((1, 16, 8, 3), generator=torch.Generator().manual_seed(0))
-    manual = flow.sample(lambda x, t: model.velocity(x, t, context, pooled), noise, 3, "heun").clamp(-1, 1)
+    manual = flow.sample(lambda x, t: model.velocity(x, t, cond), noise, 3, "heun").clamp(-1, 1)
     guided = model.sample(batch, steps=3, guidance=1.0, sampler="heun", seed=0)[:, 0]
     torch.testing.assert_close(guided, manual)
     assert not torch.allclose(model.sample(batch, steps=3, guidance=3.0, seed=0)[:, 0], manual)
@@ -62,7 +62,7 @@ def test_x0_prediction_lands_on_the_decoders_clean_estimate(model, monkeypatch):
     """A decoder that says "nothing moves" gives exactly static traces, whatever the noise (velocity would not)."""
     rgb, depth = observation()
     batch = model._prepare(rgb[None], depth[None], ["push the button"])
-    monkeypatch.setattr(model.decoder, "forward", lambda x, t, context, pooled: torch.zeros_like(x))
+    monkeypatch.setattr(model.decoder, "forward", lambda x, t, *condition: torch.zeros_like(x))
     for sampler in ("euler", "heun"):
         x = model.sample(batch, num_samples=2, steps=4, sampler=sampler, seed=3)
         assert x.abs().max() < 1e-6

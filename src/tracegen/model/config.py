@@ -19,6 +19,7 @@ class TraceGenConfig:
     image_encoder: Literal["conv", "hf"] = "conv"  # conv: small CNN from scratch; hf: a local transformers model
     image_channels: tuple[int, ...] = (32, 64, 128)  # conv widths: a stride-4 stem, then stride-2 stages
     image_tokens: int = 8  # the encoder's feature map is pooled to image_tokens x image_tokens tokens
+    point_features: int = 32  # features read under each query point and added to its trace token (0: none)
     hf_vision_path: str | None = None  # a local folder for image_encoder="hf" (DINOv2, SigLIP, ...)
     text_encoder: str = "minilm"  # "minilm" (all-MiniLM-L6-v2, offline) or a local sentence-transformers folder
     text_dim: int = 384  # the sentence embedding's size
@@ -34,6 +35,8 @@ class TraceGenConfig:
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
     prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
+    loss_space: Literal["velocity", "x0"] = "x0"  # x0-prediction: measure the loss on velocities or on x0
+    path_loss: float = 0.0  # x0-prediction: weight of an extra loss on the path (running sum of the increments)
     min_t: float = 0.05  # x0-prediction: the velocity (x_t - x0_hat) / t uses t >= min_t
     sample_steps: int = 4  # default ODE steps at inference (Heun: 2 evaluations per step but the last, so 7)
     sampler: Literal["euler", "heun"] = "heun"
@@ -53,6 +56,8 @@ class TraceGenConfig:
     def validate(self) -> None:
         if self.prediction not in ("x0", "velocity"):
             raise ValueError(f"prediction must be 'x0' or 'velocity', got {self.prediction!r}")
+        if self.loss_space not in ("velocity", "x0"):
+            raise ValueError(f"loss_space must be 'velocity' or 'x0', got {self.loss_space!r}")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:
@@ -73,6 +78,7 @@ class TraceGenConfig:
         if unknown:
             raise ValueError(f"unknown model config field(s) {unknown}: checkpoint from another tracegen version?")
         d = dict(d)
+        d.setdefault("point_features", 0)  # checkpoints from before point features had none
         if "image_channels" in d:
             d["image_channels"] = tuple(d["image_channels"])
         cfg = cls(**d)
@@ -83,7 +89,8 @@ class TraceGenConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: builds and trains in a fraction of a second
     "tiny": dict(
-        dim=32, depth=1, heads=2, point_patch=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2
+        dim=32, depth=1, heads=2, point_patch=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2,
+        point_features=8,
     ),
     # the CPU default: fast enough to pretrain on a laptop and plan in well under 100 ms
     "default": dict(),
@@ -99,6 +106,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_steps=100,
         sampler="euler",
         prediction="velocity",  # as the official code
+        point_features=0,  # the official decoder sees the observation only through its condition tokens
     ),
 }
 

@@ -8,7 +8,8 @@ decoder makes 1600 tokens of the same tensor (2x2 patches x 16 frame pairs). On 
 gives each of its 16 points its own 32 steps.
 
 Each block: self-attention over trace tokens, cross-attention to the condition tokens (observation + instruction),
-and an MLP, each modulated AdaLN-Zero style by the flow time and the pooled condition.
+and an MLP, each modulated AdaLN-Zero style by the flow time and the pooled condition. With point features, each
+token's input also gets what the observation shows under its ``p x p`` points (a linear map of their features).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class TraceDiT(nn.Module):
         token_size = p * p * L * 3
         self.embed = nn.Linear(token_size, cfg.dim)
         self.pos = nn.Parameter(torch.randn(1, self.side * self.side, cfg.dim) * 0.02)
+        self.point_embed = nn.Linear(p * p * cfg.point_features, cfg.dim) if cfg.point_features else None
         self.time = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.blocks = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth)])
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
@@ -109,9 +111,19 @@ class TraceDiT(nn.Module):
         x = tokens.view(B, s, s, p, p, self.cfg.horizon, 3).permute(0, 1, 3, 2, 4, 5, 6)
         return x.reshape(B, s * p * s * p, self.cfg.horizon, 3)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """x ``(B, N, L, 3)``, t ``(B,)``, context ``(B, M, dim)`` condition tokens, pooled ``(B, dim)``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        context: torch.Tensor,
+        pooled: torch.Tensor,
+        points: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x ``(B, N, L, 3)``, t ``(B,)``, context ``(B, M, dim)`` condition tokens, pooled ``(B, dim)``,
+        points ``(B, N, point_features)`` (needed when the config has point features)."""
         h = self.embed(self.tokenize(x)) + self.pos
+        if self.point_embed is not None:
+            h = h + self.point_embed(self.tokenize(points))
         cond = self.time(timestep_embedding(t, self.cfg.dim)) + pooled
         for block in self.blocks:
             h = block(h, context, cond)

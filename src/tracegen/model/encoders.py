@@ -46,12 +46,40 @@ class ResidualConv(nn.Module):
         return x + self.body(x)
 
 
-class ObservationEncoder(nn.Module):
-    """RGB ``(B, 3, S, S)`` in [0, 1] and depth ``(B, 1, S, S)`` metres -> tokens ``(B, T_img, dim)``."""
+def stage_maps(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """The feature map after each stage of a :func:`conv_stack` (the last one after the residual block), fine first."""
+    maps = []
+    for layer in net:
+        x = layer(x)
+        if isinstance(layer, nn.GELU):
+            maps.append(x)
+    maps[-1] = x  # the residual block refines the last stage
+    return maps
 
-    def __init__(self, cfg: TraceGenConfig):
+
+def sample_at_grid(maps: list[torch.Tensor], grid: int, size: int) -> torch.Tensor:
+    """Bilinear features ``(B, G*G, sum C)`` of feature maps ``(B, C, h, w)`` at the trace's ``G x G`` query grid.
+
+    The grid is ``linspace(0, S - 1, G)`` in pixels of the (square, ``S = size``) model image, row-major like
+    :func:`tracegen.traces.grid_points`; pixel centres map to ``(2 u + 1) / S - 1`` (``align_corners=False``), so
+    every map, whatever its stride, is read at the same image point.
+    """
+    B, S = len(maps[0]), size
+    coords = (2 * torch.linspace(0, S - 1, grid, device=maps[0].device) + 1) / S - 1
+    v, u = torch.meshgrid(coords, coords, indexing="ij")
+    where = torch.stack([u, v], -1).expand(B, grid, grid, 2)  # (B, G, G, 2): x = u, y = v
+    feats = [nn.functional.grid_sample(m, where, align_corners=False) for m in maps]  # (B, C, G, G) each
+    return torch.cat(feats, 1).flatten(2).transpose(1, 2)
+
+
+class ObservationEncoder(nn.Module):
+    """RGB ``(B, 3, S, S)`` in [0, 1] and depth ``(B, 1, S, S)`` metres -> tokens ``(B, T_img, dim)`` and, when
+    ``cfg.point_features > 0``, features at each query point ``(B, N, point_features)``: what lies under every trace's
+    start, read from every stage of both CNNs (so the decoder need not find it by attention)."""
+
+    def __init__(self, cfg: TraceGenConfig, rgb_point_channels: int | None = None):
         super().__init__()
-        self.grid = cfg.image_tokens
+        self.grid, self.trace_grid, self.size = cfg.image_tokens, cfg.grid, cfg.image_size
         self.rgb = conv_stack(3, cfg.image_channels)
         self.depth = conv_stack(2, cfg.image_channels)  # channels: depth / MAX_DEPTH, measurement mask
         width = cfg.image_channels[-1]
@@ -61,23 +89,42 @@ class ObservationEncoder(nn.Module):
         self.fuse = nn.Linear(2 * cfg.dim, cfg.dim)
         self.pos = nn.Parameter(torch.randn(1, self.grid * self.grid, cfg.dim) * 0.02)
         self.norm = nn.LayerNorm(cfg.dim)
+        self.point_proj = None
+        if cfg.point_features:
+            rgb_channels = sum(cfg.image_channels) if rgb_point_channels is None else rgb_point_channels
+            self.point_proj = nn.Sequential(
+                nn.Linear(rgb_channels + sum(cfg.image_channels), cfg.point_features), nn.GELU(approximate="tanh")
+            )
 
-    def _tokens(self, net: nn.Module, proj: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        f = nn.functional.adaptive_avg_pool2d(net(x), self.grid)  # (B, C, g, g)
+    def tokens(self, maps: list[torch.Tensor], proj: nn.Module) -> torch.Tensor:
+        f = nn.functional.adaptive_avg_pool2d(maps[-1], self.grid)  # (B, C, g, g)
         return proj(f.flatten(2).transpose(1, 2))  # (B, g*g, dim)
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor) -> torch.Tensor:
-        rgb_tokens = self._tokens(self.rgb, self.rgb_proj, rgb * 2 - 1)
+    def forward(
+        self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.encode(stage_maps(self.rgb, rgb * 2 - 1), depth, has_depth)
+
+    def encode(self, rgb_maps: list[torch.Tensor], depth: torch.Tensor, has_depth: torch.Tensor):
+        """Tokens and point features from the RGB branch's stage maps (``rgb_maps``, fine first) and the depth."""
+        rgb_tokens = self.tokens(rgb_maps, self.rgb_proj)
         depth_in = torch.cat([depth.clamp(0, MAX_DEPTH_M) / MAX_DEPTH_M, (depth > 0).float()], 1)
-        depth_tokens = self._tokens(self.depth, self.depth_proj, depth_in)
-        no_depth = self.no_depth.expand_as(depth_tokens)
-        depth_tokens = torch.where(has_depth[:, None, None], depth_tokens, no_depth)
-        return self.norm(self.fuse(torch.cat([rgb_tokens, depth_tokens], -1)) + self.pos)
+        depth_maps = stage_maps(self.depth, depth_in)
+        depth_tokens = torch.where(
+            has_depth[:, None, None], self.tokens(depth_maps, self.depth_proj), self.no_depth.expand_as(rgb_tokens)
+        )
+        tokens = self.norm(self.fuse(torch.cat([rgb_tokens, depth_tokens], -1)) + self.pos)
+        if self.point_proj is None:
+            return tokens, None
+        rgb_points = sample_at_grid(rgb_maps, self.trace_grid, self.size)
+        depth_points = sample_at_grid(depth_maps, self.trace_grid, self.size) * has_depth[:, None, None]  # no depth: zeros
+        return tokens, self.point_proj(torch.cat([rgb_points, depth_points], -1))
 
 
 class HFVisionEncoder(nn.Module):
     """A frozen local ``transformers`` vision backbone for RGB (its patch tokens, pooled to ``image_tokens``^2),
-    with the same depth branch and fusion as :class:`ObservationEncoder`. Loads only from ``cfg.hf_vision_path``."""
+    with the same depth branch, fusion and point features as :class:`ObservationEncoder`. Loads only from
+    ``cfg.hf_vision_path``."""
 
     def __init__(self, cfg: TraceGenConfig):
         super().__init__()
@@ -92,21 +139,16 @@ class HFVisionEncoder(nn.Module):
         self.backbone = AutoModel.from_pretrained(cfg.hf_vision_path, config=config, local_files_only=True)
         self.backbone.requires_grad_(False)
         width = getattr(config, "hidden_size", None) or config.vision_config.hidden_size
-        self.conv = ObservationEncoder(cfg)  # reuses the depth branch and the fusion
+        self.conv = ObservationEncoder(cfg, rgb_point_channels=width)  # reuses the depth branch and the fusion
         self.conv.rgb_proj = nn.Linear(width, cfg.dim)
 
-    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor) -> torch.Tensor:
+    def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor):
         with torch.no_grad():
             out = self.backbone(pixel_values=rgb * 2 - 1)
         hidden = out.last_hidden_state  # (B, T, C), maybe with a CLS token
         side = int((hidden.shape[1]) ** 0.5)
-        patches = hidden[:, -side * side :].transpose(1, 2).reshape(len(rgb), -1, side, side)
-        pooled = nn.functional.adaptive_avg_pool2d(patches, self.conv.grid).flatten(2).transpose(1, 2)
-        rgb_tokens = self.conv.rgb_proj(pooled)
-        depth_in = torch.cat([depth.clamp(0, MAX_DEPTH_M) / MAX_DEPTH_M, (depth > 0).float()], 1)
-        depth_tokens = self.conv._tokens(self.conv.depth, self.conv.depth_proj, depth_in)
-        depth_tokens = torch.where(has_depth[:, None, None], depth_tokens, self.conv.no_depth.expand_as(depth_tokens))
-        return self.conv.norm(self.conv.fuse(torch.cat([rgb_tokens, depth_tokens], -1)) + self.conv.pos)
+        patches = hidden[:, -side * side :].transpose(1, 2).reshape(len(rgb), -1, side, side)  # (B, C, side, side)
+        return self.conv.encode([patches], depth, has_depth)
 
 
 def build_observation_encoder(cfg: TraceGenConfig) -> nn.Module:

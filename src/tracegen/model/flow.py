@@ -31,6 +31,11 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return ((pred - target) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def path(increments: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Positions relative to the start ``(B, N, L, 3)``: the running sum of the valid increments over the steps."""
+    return torch.cumsum(increments * mask.to(increments.dtype), dim=2)
+
+
 def guided(velocity: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor], scale: float) -> Velocity:
     """Wrap ``velocity(x, t, conditional)`` with classifier-free guidance; scale 1 is the conditional model alone."""
     if scale == 1.0:

@@ -56,7 +56,9 @@ class CogVideoXDecoder(nn.Module):
         x = v.view(B, L // 2, 3, 2, G, G).permute(0, 4, 5, 1, 3, 2)  # (B, G, G, L/2, 2, 3)
         return x.reshape(B, G * G, L, 3)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor, points=None):
+        if points is not None:
+            raise ValueError("the cogvideox decoder takes no point features: set point_features=0")
         M = self.cfg.cog_cond_tokens
         if context.shape[1] > M:
             raise ValueError(f"{context.shape[1]} condition tokens exceed cog_cond_tokens={M}")

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -42,6 +43,14 @@ class TracePrediction:
     latency_ms: float
 
 
+class Condition(NamedTuple):
+    """What the decoder is conditioned on, for a batch of B observations with their instructions."""
+
+    tokens: torch.Tensor  # (B, M, dim): observation tokens and the instruction token (cross-attention)
+    pooled: torch.Tensor  # (B, dim): modulates every block with the flow time
+    points: torch.Tensor | None  # (B, N, point_features): the observation under each query point, or None
+
+
 class TraceGen(nn.Module):
     def __init__(self, cfg: TraceGenConfig):
         super().__init__()
@@ -61,14 +70,15 @@ class TraceGen(nn.Module):
 
     # --- conditioning ---
 
-    def condition(self, batch: dict, keep: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Condition tokens ``(B, M, dim)`` and pooled vector ``(B, dim)``; ``keep (B,)`` False -> null condition."""
-        image = self.observation(batch["rgb"], batch["depth"], batch["has_depth"])  # (B, T_img, dim)
+    def condition(self, batch: dict, keep: torch.Tensor | None = None) -> Condition:
+        """The condition of a batch; ``keep (B,)`` False -> the null condition (point features zero)."""
+        image, points = self.observation(batch["rgb"], batch["depth"], batch["has_depth"])  # (B, T_img, dim)
         text = self.text_proj(batch["text_emb"])  # (B, dim)
         if keep is not None:
             image = torch.where(keep[:, None, None], image, self.null_image.expand_as(image))
             text = torch.where(keep[:, None], text, self.null_text.expand_as(text))
-        return torch.cat([image, text[:, None]], 1), text + image.mean(1)
+            points = None if points is None else points * keep[:, None, None]
+        return Condition(torch.cat([image, text[:, None]], 1), text + image.mean(1), points)
 
     @property
     def device(self) -> torch.device:
@@ -81,7 +91,13 @@ class TraceGen(nn.Module):
     # --- training ---
 
     def loss(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Flow-matching loss on a batch from :func:`tracegen.model.data.collate` (+ ``text_emb``)."""
+        """Flow-matching loss on a batch from :func:`tracegen.model.data.collate` (+ ``text_emb``).
+
+        ``loss_space="x0"`` (the default with x0 prediction) measures the clean increments' error with every flow
+        time weighted alike; ``"velocity"`` measures the velocity's, i.e. the same error weighted 1 / t^2, which
+        starves the high-noise times where the trace must come from the condition alone. Both have the same
+        minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term.
+        """
         x0, B = batch["x0"], len(batch["x0"])
         # random draws on the CPU generator, then moved: the same numbers on every device
         rand = torch.rand(B, 3, generator=generator).to(x0.device)
@@ -90,11 +106,22 @@ class TraceGen(nn.Module):
         t = rand[:, 2]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t, target = flow.interpolate(x0, noise, t)
-        context, pooled = self.condition(batch, keep)
-        return flow.masked_mse(self.velocity(x_t, t, context, pooled), target, batch["mask"])
+        cond, mask = self.condition(batch, keep), batch["mask"]
+        out = self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
+        if self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
+            loss = flow.masked_mse(out, x0, mask)  # the same minimiser, every flow time weighted alike
+        else:
+            loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask)  # x0 errors weighted by 1 / t^2
+        if self.cfg.path_loss and self.cfg.prediction == "x0":
+            loss = loss + self.cfg.path_loss * flow.masked_mse(flow.path(out, mask), flow.path(x0, mask), mask)
+        return loss
 
-    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``.
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``, given the condition."""
+        return self.to_velocity(self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points), x_t, t)
+
+    def to_velocity(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The decoder's output ``out (B, N, L, 3)`` as a velocity.
 
         With ``prediction="x0"`` the decoder outputs the clean increments and the velocity is ``(x_t - x0_hat) / t``
         (t clipped at ``min_t``). A token packs p*p*L*3 numbers (1536 by default) into ``dim`` (128) channels, so
@@ -102,7 +129,6 @@ class TraceGen(nn.Module):
         the clean increments are low-dimensional and fit (as in "Back to Basics: Let Denoising Generative Models
         Denoise", Li and He, 2025).
         """
-        out = self.decoder(x_t, t, context, pooled)
         if self.cfg.prediction == "velocity":
             return out
         return (x_t - out) / t.clamp_min(self.cfg.min_t).view(-1, 1, 1, 1)
@@ -132,13 +158,12 @@ class TraceGen(nn.Module):
         )
         B = len(batch["rgb"])
         rep = {k: v.to(self.device).repeat_interleave(num_samples, 0) for k, v in batch.items() if torch.is_tensor(v)}
-        context, pooled = self.condition(rep)
+        cond = self.condition(rep)
         if guidance != 1.0:
-            drop = torch.zeros(len(pooled), dtype=torch.bool, device=pooled.device)
-            null_ctx, null_pooled = self.condition(rep, drop)
+            null = self.condition(rep, torch.zeros(len(cond.pooled), dtype=torch.bool, device=cond.pooled.device))
 
         def velocity(x, t, conditional):
-            return self.velocity(x, t, *((context, pooled) if conditional else (null_ctx, null_pooled)))
+            return self.velocity(x, t, cond if conditional else null)
 
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g).to(self.device)

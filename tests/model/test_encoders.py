@@ -1,0 +1,89 @@
+"""The observation encoder's point features and the path loss, at tiny size."""
+
+import numpy as np
+import pytest
+import torch
+
+from tracegen.model import TraceGen, flow, preset
+from tracegen.model.config import TraceGenConfig
+from tracegen.model.encoders import sample_at_grid
+from tracegen.traces import grid_points
+
+
+def test_point_features_are_read_under_the_query_grid():
+    """A map whose channels are its own pixel coordinates, at any stride, reads back the grid's pixel centres."""
+    S, G = 32, 5
+    for stride in (1, 4, 8):
+        cells = S // stride
+        centres = (torch.arange(cells) + 0.5) * stride - 0.5  # pixel coordinate of each cell's centre
+        u = centres.view(1, 1, 1, cells).expand(1, 1, cells, cells)
+        v = centres.view(1, 1, cells, 1).expand(1, 1, cells, cells)
+        feats = sample_at_grid([torch.cat([u, v], 1)], G, S)[0].numpy()  # (G*G, 2)
+        inside = (grid_points(S, S, G) >= centres[0].item()).all(1) & (grid_points(S, S, G) <= centres[-1].item()).all(1)
+        np.testing.assert_allclose(feats[inside], grid_points(S, S, G)[inside], atol=1e-4)  # bilinear is exact inside
+
+
+def test_point_features_reach_the_decoder_and_vanish_with_the_null_condition():
+    torch.manual_seed(0)
+    model = TraceGen(preset("tiny", grid=4, horizon=8)).eval()
+    batch = {
+        "rgb": torch.rand(2, 3, 32, 32),
+        "depth": torch.rand(2, 1, 32, 32) + 0.5,
+        "has_depth": torch.tensor([True, False]),
+        "text_emb": torch.randn(2, 384),
+    }
+    cond = model.condition(batch)
+    assert cond.points.shape == (2, 16, model.cfg.point_features)
+    null = model.condition(batch, keep=torch.tensor([True, False]))
+    assert torch.equal(null.points[0], cond.points[0]) and not null.points[1].any()
+    x, t = torch.randn(2, 16, 8, 3), torch.full((2,), 0.5)
+    torch.nn.init.normal_(model.decoder.point_embed.weight)
+    torch.nn.init.normal_(model.decoder.head.weight)
+    moved = model.velocity(x, t, cond._replace(points=cond.points + 1))
+    assert not torch.allclose(model.velocity(x, t, cond), moved)
+
+
+def test_checkpoint_configs_from_before_point_features_build_without_them():
+    old = preset("default").to_dict()
+    del old["point_features"]
+    assert TraceGenConfig.from_dict(old).point_features == 0
+    assert TraceGen(preset("tiny", point_features=0)).observation.point_proj is None
+
+
+def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():
+    inc = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 4, 1).expand(1, 1, 4, 3)
+    mask = torch.tensor([True, True, True, False]).view(1, 1, 4, 1).expand(1, 1, 4, 3)
+    np.testing.assert_array_equal(flow.path(inc, mask)[0, 0, :, 0].numpy(), [1, 3, 6, 6])
+    torch.manual_seed(0)
+    model = TraceGen(preset("tiny", grid=4, horizon=8))
+    batch = {
+        "rgb": torch.rand(2, 3, 32, 32),
+        "depth": torch.rand(2, 1, 32, 32),
+        "has_depth": torch.tensor([True, True]),
+        "text_emb": torch.randn(2, 384),
+        "x0": torch.rand(2, 16, 8, 3) * 0.2,
+        "mask": torch.ones(2, 16, 8, 3, dtype=torch.bool),
+    }
+    plain = model.loss(batch, torch.Generator().manual_seed(1))
+    model.cfg.path_loss = 1.0
+    with_path = model.loss(batch, torch.Generator().manual_seed(1))
+    assert with_path > plain  # the zero-initialised decoder predicts no motion: its path is off by the whole path
+
+
+def test_the_loss_measured_on_x0_weights_every_flow_time_alike():
+    torch.manual_seed(0)
+    model = TraceGen(preset("tiny", grid=4, horizon=8, loss_space="x0"))
+    x0 = torch.rand(2, 16, 8, 3) * 0.2
+    batch = {
+        "rgb": torch.rand(2, 3, 32, 32),
+        "depth": torch.rand(2, 1, 32, 32),
+        "has_depth": torch.tensor([True, True]),
+        "text_emb": torch.randn(2, 384),
+        "x0": x0,
+        "mask": torch.ones(2, 16, 8, 3, dtype=torch.bool),
+    }
+    # the zero-initialised decoder predicts x0 = 0: the x0 loss is the data's mean square, whatever the times drawn
+    for seed in (1, 2):
+        torch.testing.assert_close(model.loss(batch, torch.Generator().manual_seed(seed)), (x0**2).mean())
+    with pytest.raises(ValueError, match="loss_space"):
+        preset("tiny", loss_space="eps")
