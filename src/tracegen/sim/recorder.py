@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.episode import Episode, is_episode, write_episode
+from tracegen.io.files import save_json
 from tracegen.sim.cameras import CameraSpec
 from tracegen.sim.env import STATE_NAMES, SimEnv, make_env
 from tracegen.sim.gt_tracks import TrackRecorder
@@ -357,9 +358,7 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".tmp-*"):  # left by a killed writer; never a readable episode
         shutil.rmtree(stale, ignore_errors=True)
-    (out / "corpus.json").write_text(
-        json.dumps({"record": asdict(cfg), "entry": [asdict(e) for e in entries]}, indent=2) + "\n"
-    )
+    save_json(out / "corpus.json", {"record": asdict(cfg), "entry": [asdict(e) for e in entries]})
     jobs = [(e, str(out), cfg) for e in entries]
     from tqdm.auto import tqdm
 
