@@ -10,6 +10,19 @@ from tracegen.model.encoders import sample_at_grid
 from tracegen.traces import grid_points
 
 
+def tiny_batch(x0: torch.Tensor | None = None, has_depth=(True, True)) -> dict:
+    """Two 32 x 32 observations for the tiny preset (grid 4, horizon 8), with targets ``x0`` when given."""
+    batch = {
+        "rgb": torch.rand(2, 3, 32, 32),
+        "depth": torch.rand(2, 1, 32, 32) + 0.5,
+        "has_depth": torch.tensor(has_depth),
+        "text_emb": torch.randn(2, 384),
+    }
+    if x0 is not None:
+        batch |= {"x0": x0, "mask": torch.ones(x0.shape, dtype=torch.bool)}
+    return batch
+
+
 def test_point_features_are_read_under_the_query_grid():
     """A map whose channels are its own pixel coordinates, at any stride, reads back the grid's pixel centres."""
     S, G = 32, 5
@@ -26,12 +39,7 @@ def test_point_features_are_read_under_the_query_grid():
 def test_point_features_reach_the_decoder_and_vanish_with_the_null_condition():
     torch.manual_seed(0)
     model = TraceGen(preset("tiny", grid=4, horizon=8)).eval()
-    batch = {
-        "rgb": torch.rand(2, 3, 32, 32),
-        "depth": torch.rand(2, 1, 32, 32) + 0.5,
-        "has_depth": torch.tensor([True, False]),
-        "text_emb": torch.randn(2, 384),
-    }
+    batch = tiny_batch(has_depth=(True, False))
     cond = model.condition(batch)
     assert cond.points.shape == (2, 16, model.cfg.point_features)
     null = model.condition(batch, keep=torch.tensor([True, False]))
@@ -56,14 +64,7 @@ def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():
     np.testing.assert_array_equal(flow.path(inc, mask)[0, 0, :, 0].numpy(), [1, 3, 6, 6])
     torch.manual_seed(0)
     model = TraceGen(preset("tiny", grid=4, horizon=8))
-    batch = {
-        "rgb": torch.rand(2, 3, 32, 32),
-        "depth": torch.rand(2, 1, 32, 32),
-        "has_depth": torch.tensor([True, True]),
-        "text_emb": torch.randn(2, 384),
-        "x0": torch.rand(2, 16, 8, 3) * 0.2,
-        "mask": torch.ones(2, 16, 8, 3, dtype=torch.bool),
-    }
+    batch = tiny_batch(torch.rand(2, 16, 8, 3) * 0.2)
     plain = model.loss(batch, torch.Generator().manual_seed(1))
     model.cfg.path_loss = 1.0
     with_path = model.loss(batch, torch.Generator().manual_seed(1))
@@ -74,14 +75,7 @@ def test_the_loss_measured_on_x0_weights_every_flow_time_alike():
     torch.manual_seed(0)
     model = TraceGen(preset("tiny", grid=4, horizon=8, loss_space="x0"))
     x0 = torch.rand(2, 16, 8, 3) * 0.2
-    batch = {
-        "rgb": torch.rand(2, 3, 32, 32),
-        "depth": torch.rand(2, 1, 32, 32),
-        "has_depth": torch.tensor([True, True]),
-        "text_emb": torch.randn(2, 384),
-        "x0": x0,
-        "mask": torch.ones(2, 16, 8, 3, dtype=torch.bool),
-    }
+    batch = tiny_batch(x0)
     # the zero-initialised decoder predicts x0 = 0: the x0 loss is the data's mean square, whatever the times drawn
     for seed in (1, 2):
         torch.testing.assert_close(model.loss(batch, torch.Generator().manual_seed(seed)), (x0**2).mean())
