@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracegen.forge import patch_kernels as kernels
-from tracegen.forge.flow import ClipImages, align, patch_offsets, template_patches
+from tracegen.forge.flow import ClipImages, align, depth_mask, patch_offsets, template_patches
 
 RADIUS, STRIDE = 9, 2
 
@@ -106,3 +106,19 @@ def test_prepared_frames_must_fit_the_slots():
     assert np.array_equal(stack[slots[1], 0], images.smooth(3)[0])
     with pytest.raises(ValueError):
         images.prepared(np.array([0, 3]))
+
+
+def test_depth_mask_matches_the_array_code():
+    rng = np.random.default_rng(3)
+    depth = rng.choice([0.0, 1.0, 1.01, 1.05, 2.0], (3, 30, 40)).astype(np.float32)
+    p = rng.uniform(-3, 43, (200, 2))
+    p[:4] = [[0.5, 0.5], [1.5, 2.5], [39.5, 29.5], [10.49999, 3.5]]  # halves round to even
+    frames = rng.integers(0, 3, len(p))
+    ox, oy, _ = patch_offsets(RADIUS, STRIDE)
+    c = np.clip(np.rint(p[:, :1] + ox), 0, 39).astype(np.int64)
+    r = np.clip(np.rint(p[:, 1:] + oy), 0, 29).astype(np.int64)
+    z = depth[frames[:, None], r, c]
+    centre = np.rint(np.clip(p, 0, [39, 29])).astype(np.int64)
+    zc = depth[frames, centre[:, 1], centre[:, 0]].astype(np.float64)[:, None]
+    want = (np.abs(z - zc) < 0.02 + 0.03 * zc) & (z > 0)
+    assert np.array_equal(depth_mask(depth, frames, p, RADIUS, 0.02, 0.03, STRIDE), want)

@@ -164,15 +164,10 @@ def depth_mask(depth: np.ndarray, frames: np.ndarray, p: np.ndarray, radius: int
                stride: int = 1) -> np.ndarray:
     """``(P, M)`` True where the patch pixel around ``p (P, 2)`` in frame ``frames (P,)`` of ``depth (T, H, W)``
     lies on the centre's surface (similar depth)."""
-    H, W = depth.shape[1:]
     ox, oy, _ = patch_offsets(radius, stride)
-    f = np.asarray(frames, np.int64)[:, None]
-    c = np.clip(np.rint(p[:, :1] + ox), 0, W - 1).astype(np.int64)
-    r = np.clip(np.rint(p[:, 1:] + oy), 0, H - 1).astype(np.int64)
-    z = depth[f, r, c]
-    centre = np.rint(np.clip(p, 0, [W - 1, H - 1])).astype(np.int64)  # the nearest pixel (as nearest_depth)
-    zc = depth[f[:, 0], centre[:, 1], centre[:, 0]].astype(np.float64)
-    return (np.abs(z - zc[:, None]) < abs_tol + rel_tol * zc[:, None]) & (z > 0)
+    out = np.empty((len(p), len(ox)), bool)
+    kernels.depth_mask(depth, np.asarray(frames, np.int64), _points(p), ox, oy, float(abs_tol), float(rel_tol), out)
+    return out
 
 
 def nearest_depth(depth: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -139,12 +139,11 @@ class ForgeTracker(StatelessStage):
                     self._predict_hidden(st, hidden, t, K, w2c)
                 if len(hidden) and t % cfg.reacquire_every == 0:
                     self._reacquire(st, images, hidden, t, depth, K, w2c, lift, same_camera)
-            rec = np.flatnonzero((st.born <= t) & (t < st.end))
-            q, n, step = rec // N, rec % N, t - st.born[rec]
-            uv_out[q, n, step] = st.pos[rec]
-            vis_out[q, n, step] = st.visible[rec]
-            if lift:
-                world_out[q, n, step] = st.world[rec]
+            for q in np.flatnonzero((queries <= t) & (t < queries + lengths)):  # record frame t of each window
+                tracks, step = slice(q * N, (q + 1) * N), t - queries[q]  # query q's tracks are contiguous
+                uv_out[q, :, step], vis_out[q, :, step] = st.pos[tracks], st.visible[tracks]
+                if lift:
+                    world_out[q, :, step] = st.world[tracks]
         return Tracks(queries, uv_out, vis_out, lengths, world_out)
 
     # ------------------------------------------------------------------ patch helpers (this tracker's settings)
