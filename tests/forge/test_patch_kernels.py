@@ -122,3 +122,15 @@ def test_depth_mask_matches_the_array_code():
     zc = depth[frames, centre[:, 1], centre[:, 0]].astype(np.float64)[:, None]
     want = (np.abs(z - zc) < 0.02 + 0.03 * zc) & (z > 0)
     assert np.array_equal(depth_mask(depth, frames, p, RADIUS, 0.02, 0.03, STRIDE), want)
+
+
+def test_frames_are_prepared_on_demand_and_made_again_when_their_slot_was_reused():
+    rgb = textured_frames(5)
+    images = ClipImages(rgb, keep=2)
+    assert images._stack is None  # the LK baseline only needs the grey images
+    first = images.smooth(1)[0].copy()
+    images.smooth(3)  # takes frame 1's slot
+    assert np.array_equal(images.smooth(1)[0], first)
+    assert np.array_equal(first, cv2.GaussianBlur(images.gray[1].astype(np.float32), (0, 0), 0.7))
+    stack, slots = images.prepared(np.zeros(0, np.int64))
+    assert stack.shape == (2, 3, 64, 64) and len(slots) == 0

@@ -40,9 +40,9 @@ class ClipImages:
     def __init__(self, rgb: np.ndarray, blur: float = 0.7, keep: int = 160):
         self.gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb])  # (T, H, W) uint8
         self.blur = blur
-        T, H, W = self.gray.shape
-        self._stack = np.empty((max(1, min(keep, T)), 3, H, W), np.float32)  # per slot: intensity, d/dx, d/dy
-        self._slot_frame = np.full(len(self._stack), -1, np.int64)  # the frame each slot holds
+        self.keep = max(1, min(keep, len(self.gray)))
+        self._stack: np.ndarray | None = None  # (keep, 3, H, W) per slot: intensity, d/dx, d/dy (made on first use)
+        self._slot_frame = np.full(self.keep, -1, np.int64)  # the frame each slot holds
         self._flow: dict[tuple[int, int], np.ndarray] = {}
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
@@ -50,31 +50,37 @@ class ClipImages:
     def shape(self) -> tuple[int, int]:
         return int(self.gray.shape[1]), int(self.gray.shape[2])
 
+    def _storage(self) -> np.ndarray:
+        if self._stack is None:
+            self._stack = np.empty((self.keep, 3) + self.shape, np.float32)
+        return self._stack
+
     def _slot(self, t: int) -> int:
         """The slot of frame t, prepared: Gaussian-blurred intensity and its x / y derivatives."""
-        slot = t % len(self._stack)
+        slot, stack = t % self.keep, self._storage()
         if self._slot_frame[slot] != t:
             image = cv2.GaussianBlur(self.gray[t].astype(np.float32), (0, 0), self.blur)
-            self._stack[slot, 0] = image
-            self._stack[slot, 1] = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
-            self._stack[slot, 2] = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+            stack[slot, 0] = image
+            stack[slot, 1] = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+            stack[slot, 2] = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
             self._slot_frame[slot] = t
         return slot
 
     def smooth(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(I, Ix, Iy)`` float32 ``(H, W)`` of frame t (views: valid until ``keep`` frames later are prepared)."""
-        image, gx, gy = self._stack[self._slot(t)]
+        slot = self._slot(t)
+        image, gx, gy = self._storage()[slot]
         return image, gx, gy
 
     def prepared(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The prepared images ``(S, 3, H, W)`` and the slot ``(P,)`` of each of ``frames (P,)`` (they must
         span fewer than ``keep`` frames)."""
         frames = np.asarray(frames, np.int64)
-        if len(frames) and frames.max() - frames.min() >= len(self._stack):
-            raise ValueError(f"frames {frames.min()}..{frames.max()} do not fit {len(self._stack)} slots")
+        if len(frames) and frames.max() - frames.min() >= self.keep:
+            raise ValueError(f"frames {frames.min()}..{frames.max()} do not fit {self.keep} slots")
         for f in np.unique(frames):
             self._slot(int(f))
-        return self._stack, frames % len(self._stack)
+        return self._storage(), frames % self.keep
 
     def flow(self, a: int, b: int) -> np.ndarray:
         """Dense flow ``(H, W, 2)`` float32 from frame a to frame b (DIS, cached)."""
