@@ -1,9 +1,10 @@
 """Compiled kernels of the patch tracker (:mod:`tracegen.forge.flow`): template patches sampled from many frames at
-once, the Lucas-Kanade refinement and the patch residual, one point at a time.
+once, their depth masks, the Lucas-Kanade refinement and the patch residual, one point at a time.
 
 Why: the array code they replace built a dozen ``(P, M)`` temporaries per iteration and, in re-acquisition, made one
 round of calls per template frame (thousands per clip); here every sample stays in registers and one call serves
-every frame. They reproduce that array code *bit for bit*, so the tracks do not change:
+every frame. They reproduce that array code *bit for bit*, so the tracks do not change
+(``tests/forge/test_patch_kernels.py`` compares them with it, on the OpenCV and NumPy installed):
 
 * :func:`bilinear` is OpenCV's ``remap`` (``INTER_LINEAR``, ``BORDER_REPLICATE``) on float32 images: the coordinate
   is rounded to 1/32 pixel, its weights come from float32 fractions, the four products are added in OpenCV's order;

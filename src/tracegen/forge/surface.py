@@ -5,7 +5,7 @@ Why: photometric tracking of smoothly shaded, untextured parts (robot links) fol
 the world's lights as a part turns, and falls short of the true motion (about 9 % per step on the Meta-World
 renders); chained over a window that is the tracker's error. The depth render moves with the surface.
 
-:func:`surface_patches` lifts the surfaces (NumPy, once per track); :func:`align_surface` fits them to a frame. The
+:func:`surface_patches` lifts the surfaces (once per track, compiled); :func:`align_surface` fits them to a frame. The
 fit is a small Gauss-Newton problem per point (6 unknowns, ~100-400 depth samples), thousands of points per frame:
 it runs as one compiled loop (numba), which keeps every sample in registers instead of building dozens of
 ``(P, M)`` temporaries as array code would (~50x faster here). All positions are ``(u, v)`` pixels with integer
