@@ -72,3 +72,31 @@ def test_the_world_frame_does_not_matter_and_failed_points_come_back_unchanged()
     np.testing.assert_array_equal(p_w[2], p_init[2])
     np.testing.assert_array_equal(centre_w[2], X0_w[2])
     np.testing.assert_array_equal(R_w[2], np.eye(3))
+
+
+def test_lifted_surfaces_match_the_array_code():
+    """The compiled lifting gives the array code's offsets and mask bit for bit (borders and depth holes too)."""
+    from tracegen.forge.flow import patch_offsets
+    from tracegen.geometry import invert_rigid
+
+    depth = bumpy_depth(np.zeros(3))
+    depth[10:14, 20:30] = 0.0  # a hole
+    rng = np.random.default_rng(4)
+    p = np.concatenate([rng.uniform(-2, 65, (40, 2)), [[0.5, 2.5], [63.0, 63.0]]])
+    z = rng.uniform(0.9, 1.1, len(p))
+    w2c = np.eye(4)
+    w2c[:3, :3] = np.linalg.qr(rng.standard_normal((3, 3)))[0]
+    c2w = invert_rigid(w2c)
+    off, mask = surface_patches(depth, K, c2w, p, z, 18, 3, 0.01, 0.02)
+
+    ox, oy, _ = patch_offsets(18, 3)
+    c, r = np.rint(p[:, :1] + ox).astype(np.int64), np.rint(p[:, 1:] + oy).astype(np.int64)
+    inside = (c >= 0) & (c < W) & (r >= 0) & (r < H)
+    c, r = np.clip(c, 0, W - 1), np.clip(r, 0, H - 1)
+    d = depth[r, c].astype(np.float64)
+    want_mask = inside & (d > 0) & (np.abs(d - z[:, None]) < 0.01 + 0.02 * z[:, None])
+    rel = np.stack([(c - p[:, :1]) * d / K[0, 0], (r - p[:, 1:]) * d / K[1, 1], d - z[:, None]], -1)
+    rel[..., 0] += (p[:, :1] - K[0, 2]) * (d - z[:, None]) / K[0, 0]
+    rel[..., 1] += (p[:, 1:] - K[1, 2]) * (d - z[:, None]) / K[1, 1]
+    np.testing.assert_array_equal(mask, want_mask)
+    np.testing.assert_array_equal(off, (rel @ c2w[:3, :3].T).astype(np.float32))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tracegen.forge import patch_kernels as kernels
+
 
 def remap(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image (H, W)`` at float pixels ``u, v`` (any equal 2D shape; borders replicate)."""
@@ -30,13 +32,17 @@ def sample_points(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
 class ClipImages:
     """Grey images of a clip prepared for tracking, and dense flow between consecutive frames, made on demand.
 
-    ``gray[t]`` is uint8 ``(H, W)``; ``smooth(t)`` a float32 slightly blurred copy with its gradients.
+    ``gray[t]`` is uint8 ``(H, W)``; ``smooth(t)`` a float32 slightly blurred copy with its gradients. Prepared
+    frames live in ``keep`` slots (frame t in slot ``t % keep``): any ``keep`` consecutive frames can be used
+    together (:meth:`prepared`), older ones are made again if asked for.
     """
 
-    def __init__(self, rgb: np.ndarray, blur: float = 0.7):
+    def __init__(self, rgb: np.ndarray, blur: float = 0.7, keep: int = 160):
         self.gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in rgb])  # (T, H, W) uint8
         self.blur = blur
-        self._smooth: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.keep = max(1, min(keep, len(self.gray)))
+        self._stack: np.ndarray | None = None  # (keep, 3, H, W) per slot: intensity, d/dx, d/dy (made on first use)
+        self._slot_frame = np.full(self.keep, -1, np.int64)  # the frame each slot holds
         self._flow: dict[tuple[int, int], np.ndarray] = {}
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
@@ -44,16 +50,37 @@ class ClipImages:
     def shape(self) -> tuple[int, int]:
         return int(self.gray.shape[1]), int(self.gray.shape[2])
 
-    def smooth(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(I, Ix, Iy)`` float32 of frame t: Gaussian-blurred intensity and its x / y derivatives."""
-        if t not in self._smooth:
+    def _storage(self) -> np.ndarray:
+        if self._stack is None:
+            self._stack = np.empty((self.keep, 3) + self.shape, np.float32)
+        return self._stack
+
+    def _slot(self, t: int) -> int:
+        """The slot of frame t, prepared: Gaussian-blurred intensity and its x / y derivatives."""
+        slot, stack = t % self.keep, self._storage()
+        if self._slot_frame[slot] != t:
             image = cv2.GaussianBlur(self.gray[t].astype(np.float32), (0, 0), self.blur)
-            gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
-            gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
-            self._smooth[t] = (image, gx, gy)
-            for old in [k for k in self._smooth if k < t - 160]:  # keep memory bounded on long clips
-                del self._smooth[old]
-        return self._smooth[t]
+            stack[slot, 0] = image
+            stack[slot, 1] = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+            stack[slot, 2] = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+            self._slot_frame[slot] = t
+        return slot
+
+    def smooth(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(I, Ix, Iy)`` float32 ``(H, W)`` of frame t (views: valid until ``keep`` frames later are prepared)."""
+        slot = self._slot(t)
+        image, gx, gy = self._storage()[slot]
+        return image, gx, gy
+
+    def prepared(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The prepared images ``(S, 3, H, W)`` and the slot ``(P,)`` of each of ``frames (P,)`` (they must
+        span fewer than ``keep`` frames)."""
+        frames = np.asarray(frames, np.int64)
+        if len(frames) and frames.max() - frames.min() >= self.keep:
+            raise ValueError(f"frames {frames.min()}..{frames.max()} do not fit {self.keep} slots")
+        for f in np.unique(frames):
+            self._slot(int(f))
+        return self._storage(), frames % self.keep
 
     def flow(self, a: int, b: int) -> np.ndarray:
         """Dense flow ``(H, W, 2)`` float32 from frame a to frame b (DIS, cached)."""
@@ -62,11 +89,6 @@ class ClipImages:
             for old in [k for k in self._flow if max(k) < min(a, b) - 2]:
                 del self._flow[old]
         return self._flow[(a, b)]
-
-    def forget(self, before: int) -> None:
-        """Drop cached data of frames before ``before``."""
-        for k in [k for k in self._smooth if k < before]:
-            del self._smooth[k]
 
 
 @functools.cache
@@ -82,7 +104,7 @@ def patch_offsets(radius: int, stride: int = 1) -> tuple[np.ndarray, np.ndarray,
 @dataclass
 class Patches:
     """Template patches of P points, ready for :func:`align`: samples ``T``, gradients ``gx, gy`` and weights
-    ``w`` (all ``(P, M)``)."""
+    ``w`` (all ``(P, M)`` float32; a weight is 0 where a pixel is masked out)."""
 
     T: np.ndarray
     gx: np.ndarray
@@ -90,22 +112,6 @@ class Patches:
     w: np.ndarray
     radius: int
     stride: int
-
-    def __post_init__(self) -> None:
-        self.wsum = np.maximum(self.w.sum(1), 1e-6)
-        self._normal: tuple | None = None
-
-    def normal(self) -> tuple[np.ndarray, ...]:
-        """Mean-free gradients and the 2 x 2 normal matrices ``(gx, gy, hxx, hxy, hyy, det, textured)`` (cached)."""
-        if self._normal is None:
-            w, ws = self.w, self.wsum[:, None]
-            gx = self.gx - (w * self.gx).sum(1, keepdims=True) / ws  # the offset term removes the mean gradient
-            gy = self.gy - (w * self.gy).sum(1, keepdims=True) / ws
-            hxx, hxy, hyy = (w * gx**2).sum(1), (w * gx * gy).sum(1), (w * gy**2).sum(1)
-            det = hxx * hyy - hxy**2
-            textured = det > 1e-3 * (hxx + hyy) ** 2 + 1e-4 * self.wsum**2
-            self._normal = (gx, gy, hxx, hxy, hyy, np.where(textured, det, 1.0), textured)
-        return self._normal
 
     def __len__(self) -> int:
         return len(self.T)
@@ -116,28 +122,23 @@ class Patches:
     def residual(self, target: np.ndarray, p: np.ndarray) -> np.ndarray:
         """``(P,)`` mean absolute grey-level difference to the patches around ``p (P, 2)`` in ``target`` (weighted,
         mean brightness difference removed): how well each template matches there."""
-        if not len(p):
-            return np.zeros(0, np.float32)
         ox, oy, _ = patch_offsets(self.radius, self.stride)
-        r = remap(target, p[:, :1] + ox, p[:, 1:] + oy) - self.T
-        r -= (self.w * r).sum(1, keepdims=True) / self.wsum[:, None]
-        return (self.w * np.abs(r)).sum(1) / self.wsum
-
-    @classmethod
-    def concat(cls, parts: list[Patches]) -> Patches:
-        cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("T", "gx", "gy", "w")}
-        return cls(**cat, radius=parts[0].radius, stride=parts[0].stride)
+        out = np.zeros(len(p), np.float32)
+        kernels.residuals(self.T, self.w, _image(target), _points(p), ox, oy, out)
+        return out
 
 
-def template_patches(template: tuple[np.ndarray, np.ndarray, np.ndarray], p: np.ndarray, radius: int = 5,
+def template_patches(stack: np.ndarray, slots: np.ndarray, p: np.ndarray, radius: int = 5,
                      mask: np.ndarray | None = None, stride: int = 1) -> Patches:
-    """The patches around ``p (P, 2)`` in a prepared template image ``(I, Ix, Iy)``; ``mask (P, M)`` keeps only
-    some of their pixels (e.g. those on the centre's surface)."""
-    image, gx_image, gy_image = template
+    """The patches around ``p (P, 2)``, point i's in the prepared images ``stack[slots[i]]`` (``(S, 3, H, W)``:
+    intensity and its x / y derivatives, see :meth:`ClipImages.prepared`); ``mask (P, M)`` keeps only some of their
+    pixels (e.g. those on the centre's surface)."""
     ox, oy, gauss = patch_offsets(radius, stride)
-    u, v = p[:, :1] + ox, p[:, 1:] + oy  # (P, M)
-    w = gauss[None] * (mask.astype(np.float32) if mask is not None else np.ones((len(p), 1), np.float32))
-    return Patches(remap(image, u, v), remap(gx_image, u, v), remap(gy_image, u, v), w, radius, stride)
+    P, M = len(p), len(ox)
+    T, gx, gy = (np.empty((P, M), np.float32) for _ in range(3))
+    kernels.gather_patches(stack, np.asarray(slots, np.int64), _points(p), ox, oy, T, gx, gy)
+    w = gauss[None] * (mask.astype(np.float32) if mask is not None else np.ones((P, 1), np.float32))
+    return Patches(T, gx, gy, w, radius, stride)
 
 
 def align(patches: Patches, target: np.ndarray, p_init: np.ndarray, iters: int = 6, eps: float = 0.01
@@ -145,58 +146,34 @@ def align(patches: Patches, target: np.ndarray, p_init: np.ndarray, iters: int =
     """Translational inverse-compositional Lucas-Kanade of template ``patches`` into ``target``, from ``p_init``.
 
     Patches are Gaussian-weighted (and masked) and compared after removing their mean brightness difference (shading
-    changes as surfaces turn). Returns the positions ``(P, 2)``, whether each patch had enough texture ``(P,)`` and
-    the final mean absolute residual in grey levels ``(P,)``."""
+    changes as surfaces turn); a point stops once its step is at most ``eps`` pixels (L1). Returns the positions
+    ``(P, 2)``, whether each patch had enough texture ``(P,)`` (else it is left at ``p_init``) and the final mean
+    absolute residual in grey levels ``(P,)`` (inf without texture). Compiled: :func:`patch_kernels.align_patches`."""
     P = len(patches)
-    p = p_init.astype(np.float64).copy()
-    residual = np.full(P, np.inf, np.float32)
-    if P == 0:
-        return p, np.zeros(0, bool), residual
+    p = _points(p_init).copy()
+    textured, residual = np.zeros(P, bool), np.full(P, np.inf, np.float32)
     ox, oy, _ = patch_offsets(patches.radius, patches.stride)
-    gx, gy, hxx, hxy, hyy, det, textured = patches.normal()
-    todo = np.flatnonzero(textured)
-    for _ in range(iters):
-        if len(todo) == 0:
-            break
-        pt = p[todo]
-        r = remap(target, pt[:, :1] + ox, pt[:, 1:] + oy) - patches.T[todo]
-        wt, ws = patches.w[todo], patches.wsum[todo]
-        r -= (wt * r).sum(1, keepdims=True) / ws[:, None]
-        bx, by = (wt * gx[todo] * r).sum(1), (wt * gy[todo] * r).sum(1)
-        dx = (hyy[todo] * bx - hxy[todo] * by) / det[todo]
-        dy = (hxx[todo] * by - hxy[todo] * bx) / det[todo]
-        step = np.clip(np.stack([dx, dy], 1), -3.0, 3.0)
-        p[todo] -= step
-        residual[todo] = (wt * np.abs(r)).sum(1) / ws
-        todo = todo[np.abs(step).sum(1) > eps]
+    kernels.align_patches(patches.T, patches.gx, patches.gy, patches.w, _image(target), p, ox, oy, int(iters),
+                          float(eps), textured, residual)
     return p, textured, residual
 
 
-def refine_lk(template: tuple[np.ndarray, np.ndarray, np.ndarray], target: np.ndarray, p_template: np.ndarray,
-              p_init: np.ndarray, radius: int = 5, iters: int = 6, mask: np.ndarray | None = None, stride: int = 1
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`align` of the patches around ``p_template (P, 2)`` in ``template`` into ``target`` from ``p_init``."""
-    return align(template_patches(template, p_template, radius, mask, stride), target, p_init, iters)
+def _points(p: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(p, np.float64).reshape(-1, 2)
 
 
-def patch_residual(template: tuple[np.ndarray, np.ndarray, np.ndarray], target: np.ndarray, p_template: np.ndarray,
-                   p_target: np.ndarray, radius: int = 5, mask: np.ndarray | None = None, stride: int = 1
-                   ) -> np.ndarray:
-    """``(P,)`` how well the patches around ``p_template`` match around ``p_target`` in ``target``
-    (:meth:`Patches.residual`): the residual :func:`align` would start from."""
-    return template_patches(template, p_template, radius, mask, stride).residual(target, p_target)
+def _image(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image, np.float32)
 
 
-def depth_mask(depth: np.ndarray, p: np.ndarray, radius: int, abs_tol: float, rel_tol: float, stride: int = 1
-               ) -> np.ndarray:
-    """``(P, M)`` True where the patch pixel around ``p (P, 2)`` lies on the centre's surface (similar depth)."""
-    H, W = depth.shape
+def depth_mask(depth: np.ndarray, frames: np.ndarray, p: np.ndarray, radius: int, abs_tol: float, rel_tol: float,
+               stride: int = 1) -> np.ndarray:
+    """``(P, M)`` True where the patch pixel around ``p (P, 2)`` in frame ``frames (P,)`` of ``depth (T, H, W)``
+    lies on the centre's surface (similar depth)."""
     ox, oy, _ = patch_offsets(radius, stride)
-    c = np.clip(np.rint(p[:, :1] + ox), 0, W - 1).astype(np.int64)
-    r = np.clip(np.rint(p[:, 1:] + oy), 0, H - 1).astype(np.int64)
-    z = depth[r, c]
-    zc = nearest_depth(depth, np.clip(p, 0, [W - 1, H - 1]))
-    return (np.abs(z - zc[:, None]) < abs_tol + rel_tol * zc[:, None]) & (z > 0)
+    out = np.empty((len(p), len(ox)), bool)
+    kernels.depth_mask(depth, np.asarray(frames, np.int64), _points(p), ox, oy, float(abs_tol), float(rel_tol), out)
+    return out
 
 
 def nearest_depth(depth: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ Why: photometric tracking of smoothly shaded, untextured parts (robot links) fol
 the world's lights as a part turns, and falls short of the true motion (about 9 % per step on the Meta-World
 renders); chained over a window that is the tracker's error. The depth render moves with the surface.
 
-:func:`surface_patches` lifts the surfaces (NumPy, once per track); :func:`align_surface` fits them to a frame. The
+:func:`surface_patches` lifts the surfaces (once per track, compiled); :func:`align_surface` fits them to a frame. The
 fit is a small Gauss-Newton problem per point (6 unknowns, ~100-400 depth samples), thousands of points per frame:
 it runs as one compiled loop (numba), which keeps every sample in registers instead of building dozens of
 ``(P, M)`` temporaries as array code would (~50x faster here). All positions are ``(u, v)`` pixels with integer
@@ -24,19 +24,12 @@ def surface_patches(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, p: np.nda
                     stride: int, abs_tol: float, rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
     """The surface around points ``p (P, 2)`` (planar depth ``z (P,)``) as 3D samples relative to the point:
     ``offsets (P, M, 3)`` float32 in world axes and ``mask (P, M)`` (on the point's surface: similar depth)."""
-    H, W = depth.shape
     ox, oy, _ = patch_offsets(radius, stride)
-    c = np.rint(p[:, :1] + ox).astype(np.int64)
-    r = np.rint(p[:, 1:] + oy).astype(np.int64)
-    inside = (c >= 0) & (c < W) & (r >= 0) & (r < H)
-    c, r = np.clip(c, 0, W - 1), np.clip(r, 0, H - 1)
-    d = depth[r, c].astype(np.float64)
-    mask = inside & (d > 0) & (np.abs(d - z[:, None]) < abs_tol + rel_tol * z[:, None])
-    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    rel_c = np.stack([(c - p[:, :1]) * d / fx, (r - p[:, 1:]) * d / fy, d - z[:, None]], -1)  # camera axes...
-    rel_c[..., 0] += (p[:, :1] - cx) * (d - z[:, None]) / fx  # ...exactly: X(c, r, d) - X(p, z)
-    rel_c[..., 1] += (p[:, 1:] - cy) * (d - z[:, None]) / fy
-    return (rel_c @ c2w[:3, :3].T).astype(np.float32), mask
+    offsets, mask = np.empty((len(p), len(ox), 3), np.float32), np.empty((len(p), len(ox)), np.bool_)
+    _lift_surfaces(np.ascontiguousarray(depth), np.asarray(K, np.float64), np.asarray(c2w, np.float64),
+                   np.ascontiguousarray(p, np.float64), np.ascontiguousarray(z, np.float64), ox, oy, float(abs_tol),
+                   float(rel_tol), offsets, mask)
+    return offsets, mask
 
 
 def align_surface(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, offsets: np.ndarray, mask: np.ndarray,
@@ -75,7 +68,29 @@ def align_surface(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, offsets: np
     return R_out, centre_out, p_out, ok
 
 
-# ---------------------------------------------------------------------------------------------- the compiled kernel
+# ---------------------------------------------------------------------------------------------- the compiled kernels
+@numba.njit(cache=True, nogil=True)
+def _lift_surfaces(depth, K, c2w, p, z, ox, oy, abs_tol, rel_tol, offsets, mask):  # pragma: no cover
+    """Fill ``offsets (P, M, 3)`` and ``mask (P, M)`` of :func:`surface_patches`: the pixel nearest to each sample
+    ``p + (ox, oy)`` lifted with its depth, relative to the point lifted with ``z`` (exactly: X(c, r, d) - X(p, z)),
+    rotated into world axes."""
+    H, W = depth.shape
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    for i in range(len(p)):
+        px, py, zi = p[i, 0], p[i, 1], z[i]
+        for m in range(len(ox)):
+            c, r = int(np.rint(px + ox[m])), int(np.rint(py + oy[m]))
+            inside = 0 <= c < W and 0 <= r < H
+            c, r = min(max(c, 0), W - 1), min(max(r, 0), H - 1)  # outside: the border pixel (masked out)
+            d = np.float64(depth[r, c])
+            mask[i, m] = inside and d > 0 and abs(d - zi) < abs_tol + rel_tol * zi
+            x = (c - px) * d / fx + (px - cx) * (d - zi) / fx  # camera axes
+            y = (r - py) * d / fy + (py - cy) * (d - zi) / fy
+            dz = d - zi
+            for k in range(3):
+                offsets[i, m, k] = x * c2w[k, 0] + y * c2w[k, 1] + dz * c2w[k, 2]
+
+
 
 
 @numba.njit(cache=True, nogil=True)

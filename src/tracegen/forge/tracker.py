@@ -39,8 +39,6 @@ from tracegen.forge.flow import (
     depth_mask,
     nearest_depth,
     patch_offsets,
-    patch_residual,
-    refine_lk,
     sample_points,
     template_patches,
 )
@@ -115,7 +113,7 @@ class ForgeTracker(StatelessStage):
     def track(self, clip: Clip) -> Tracks:
         cfg = self.cfg
         T, H, W = clip.num_frames, clip.height, clip.width
-        images = ClipImages(clip.rgb)
+        images = ClipImages(clip.rgb, keep=self.window.window + 2)  # every frame a window can use
         queries = query_frames(T, self.window)
         grid = grid_points(H, W, self.window.grid)
         lengths = np.minimum(self.window.window, T - queries)
@@ -141,31 +139,32 @@ class ForgeTracker(StatelessStage):
                     self._predict_hidden(st, hidden, t, K, w2c)
                 if len(hidden) and t % cfg.reacquire_every == 0:
                     self._reacquire(st, images, hidden, t, depth, K, w2c, lift, same_camera)
-                images.forget(t - 1 - self.window.window)
-            rec = np.flatnonzero((st.born <= t) & (t < st.end))
-            q, n, step = rec // N, rec % N, t - st.born[rec]
-            uv_out[q, n, step] = st.pos[rec]
-            vis_out[q, n, step] = st.visible[rec]
-            if lift:
-                world_out[q, n, step] = st.world[rec]
+            for q in np.flatnonzero((queries <= t) & (t < queries + lengths)):  # record frame t of each window
+                tracks, step = slice(q * N, (q + 1) * N), t - queries[q]  # query q's tracks are contiguous
+                uv_out[q, :, step], vis_out[q, :, step] = st.pos[tracks], st.visible[tracks]
+                if lift:
+                    world_out[q, :, step] = st.world[tracks]
         return Tracks(queries, uv_out, vis_out, lengths, world_out)
 
     # ------------------------------------------------------------------ patch helpers (this tracker's settings)
 
-    def _mask(self, depth_map: np.ndarray, p: np.ndarray) -> np.ndarray:
+    def _mask(self, depth: np.ndarray, frames: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """``(P, M)`` the patch pixels around ``p (P, 2)`` on the point's surface in its frame ``frames (P,)``."""
         cfg = self.cfg
-        return depth_mask(depth_map, p, cfg.window_radius, cfg.depth_abs_tol, cfg.depth_rel_tol, cfg.window_stride)
+        return depth_mask(depth, frames, p, cfg.window_radius, cfg.depth_abs_tol, cfg.depth_rel_tol, cfg.window_stride)
 
-    def _lk(self, template, target: np.ndarray, p_template: np.ndarray, p_init: np.ndarray, mask):
-        cfg = self.cfg
-        return refine_lk(template, target, p_template, p_init, cfg.window_radius, cfg.lk_iters, mask,
-                         stride=cfg.window_stride)
+    def _patches(self, images: ClipImages, frames: np.ndarray, p: np.ndarray, mask) -> Patches:
+        """The template patches around ``p (P, 2)``, each in its own frame ``frames (P,)``."""
+        stack, slots = images.prepared(frames)
+        return template_patches(stack, slots, p, self.cfg.window_radius, mask, self.cfg.window_stride)
 
-    def _residual(self, template, target: np.ndarray, p_template: np.ndarray, p: np.ndarray, mask) -> np.ndarray:
-        return patch_residual(template, target, p_template, p, self.cfg.window_radius, mask, self.cfg.window_stride)
-
-    def _patches(self, template, p: np.ndarray, mask) -> Patches:
-        return template_patches(template, p, self.cfg.window_radius, mask, self.cfg.window_stride)
+    def _surface_mask(self, st: _State, idx: np.ndarray, frames: np.ndarray, p: np.ndarray, depth):
+        """The patch masks of tracks ``idx`` (None without depth; a point without depth keeps its whole patch)."""
+        if depth is None:
+            return None
+        mask = self._mask(depth, frames, p)
+        mask[~st.has_z[idx]] = True
+        return mask
 
     # ------------------------------------------------------------------ steps
 
@@ -198,11 +197,9 @@ class ForgeTracker(StatelessStage):
         H, W = images.shape
         p_prev = st.pos[vis]
         p0 = p_prev + sample_points(images.flow(t - 1, t), p_prev)
-        mask = None
-        if depth is not None:
-            mask = self._mask(depth[t - 1], p_prev)
-            mask[~st.has_z[vis]] = True
-        p1, textured, residual = self._lk(images.smooth(t - 1), images.smooth(t)[0], p_prev, p0, mask)
+        frames = np.full(len(vis), t - 1)
+        patches = self._patches(images, frames, p_prev, self._surface_mask(st, vis, frames, p_prev, depth))
+        p1, textured, residual = align(patches, images.smooth(t)[0], p0, cfg.lk_iters)
         p1 = np.where(textured[:, None], p1, p0)  # no texture: trust the dense flow
         if cfg.surface_align and st.surf is not None and len(vis):
             p1 = self._align_surfaces(st, vis, p1, t, depth, K, w2c)
@@ -275,17 +272,13 @@ class ForgeTracker(StatelessStage):
         _, seen = consistent_depth(depth[t], p_pred, z_pred, cfg.depth_abs_tol, cfg.depth_rel_tol)
         keep = inside & seen & (z_pred > 0)
         cand, p_pred, z_pred = cand[keep], p_pred[keep], z_pred[keep]
-        handled = np.zeros(len(cand), bool)
-        for frame in np.unique(st.anchor[cand]):
-            sel = np.flatnonzero(st.anchor[cand] == frame)
-            ids, pp, zp = cand[sel], p_pred[sel], z_pred[sel]
-            template, target = images.smooth(int(frame)), images.smooth(t)[0]
-            mask = self._mask(depth[frame], st.anchor_pos[ids])
-            static = self._residual(template, target, st.anchor_pos[ids], pp, mask) < cfg.static_residual
-            st.pos[ids[static]], st.z[ids[static]] = pp[static], zp[static]  # the world point is unchanged
-            st.tmpl_frame[ids[static]], st.tmpl_pos[ids[static]] = t, pp[static]
-            handled[sel[static]] = True
-        return np.setdiff1d(idx, cand[handled], assume_unique=True)
+        frames, p_anchor = st.anchor[cand], st.anchor_pos[cand]
+        patches = self._patches(images, frames, p_anchor, self._mask(depth, frames, p_anchor))
+        static = patches.residual(images.smooth(t)[0], p_pred) < cfg.static_residual
+        ids = cand[static]
+        st.pos[ids], st.z[ids] = p_pred[static], z_pred[static]  # the world point is unchanged
+        st.tmpl_frame[ids], st.tmpl_pos[ids] = t, p_pred[static]
+        return np.setdiff1d(idx, ids, assume_unique=True)
 
     def _changed(self, st: _State, images: ClipImages, idx: np.ndarray, t: int, depth) -> np.ndarray:
         """``(len(idx),)`` True where the point's 5 x 5 neighbourhood may have changed since its anchor frame.
@@ -329,26 +322,15 @@ class ForgeTracker(StatelessStage):
         if depth is not None and len(cand):  # only where the predicted surface is in view at the predicted depth
             _, seen = consistent_depth(depth[t], st.pos[cand], st.z[cand], cfg.depth_abs_tol, cfg.depth_rel_tol)
             cand = cand[seen | ~st.has_z[cand]]
+        frames, p_tmpl = st.tmpl_frame[cand], st.tmpl_pos[cand]
+        patches = self._patches(images, frames, p_tmpl, self._surface_mask(st, cand, frames, p_tmpl, depth))
         target = images.smooth(t)[0]
-        ok = np.zeros(len(cand), bool)
         pos = st.pos[cand].copy()
-        search, patches = [], []
-        for frame in np.unique(st.tmpl_frame[cand]):
-            sel = np.flatnonzero(st.tmpl_frame[cand] == frame)
-            idx = cand[sel]
-            mask = None
-            if depth is not None:
-                mask = self._mask(depth[frame], st.tmpl_pos[idx])
-                mask[~st.has_z[idx]] = True
-            p = self._patches(images.smooth(int(frame)), st.tmpl_pos[idx], mask)
-            ok[sel] = p.residual(target, pos[sel]) < cfg.static_residual  # reappeared where predicted
-            look = ~ok[sel] & (st.moved[idx] | (not static_camera))  # the others reappear in place
-            if look.any() and t % (2 * cfg.reacquire_every) == 0:
-                search.append(sel[look])
-                patches.append(p.subset(look))
-        if search:  # one batched search for every template frame's patches
-            sel = np.concatenate(search)
-            p_lk, textured, residual = align(Patches.concat(patches), target, pos[sel], cfg.lk_iters)
+        ok = patches.residual(target, pos) < cfg.static_residual  # reappeared where predicted
+        look = ~ok & (st.moved[cand] | (not static_camera))  # the others reappear in place
+        if look.any() and t % (2 * cfg.reacquire_every) == 0:
+            sel = np.flatnonzero(look)
+            p_lk, textured, residual = align(patches.subset(sel), target, pos[sel], cfg.lk_iters)
             found = textured & (residual < cfg.residual_max)
             found &= (np.linalg.norm(p_lk - pos[sel], axis=1) < REACQUIRE_RADIUS) & in_image(p_lk, H, W)
             pos[sel], ok[sel] = np.clip(p_lk, 0, [W - 1, H - 1]), found
