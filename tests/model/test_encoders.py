@@ -1,11 +1,12 @@
 """The observation encoder's point features and the path loss, at tiny size."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from tracegen.model import TraceGen, flow, preset
-from tracegen.model.config import TraceGenConfig
 from tracegen.model.encoders import sample_at_grid
 from tracegen.traces import grid_points
 
@@ -51,11 +52,13 @@ def test_point_features_reach_the_decoder_and_vanish_with_the_null_condition():
     assert not torch.allclose(model.velocity(x, t, cond), moved)
 
 
-def test_checkpoint_configs_from_before_point_features_build_without_them():
-    old = preset("default").to_dict()
-    del old["point_features"]
-    assert TraceGenConfig.from_dict(old).point_features == 0
-    assert TraceGen(preset("tiny", point_features=0)).observation.point_proj is None
+def test_presets_have_point_features_and_older_checkpoints_load_without_them(tmp_path):
+    assert preset("default").point_features == 32 and preset("paper").point_features == 0
+    old = TraceGen(preset("tiny", grid=4, horizon=8, point_features=0)).save_pretrained(tmp_path / "old")
+    meta = json.loads((old / "config.json").read_text())
+    del meta["model"]["point_features"]  # as written before point features existed
+    (old / "config.json").write_text(json.dumps(meta))
+    assert TraceGen.from_pretrained(old).cfg.point_features == 0
 
 
 def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():

@@ -78,7 +78,6 @@ class TraceGenConfig:
         if unknown:
             raise ValueError(f"unknown model config field(s) {unknown}: checkpoint from another tracegen version?")
         d = dict(d)
-        d.setdefault("point_features", 0)  # checkpoints from before point features had none
         if "image_channels" in d:
             d["image_channels"] = tuple(d["image_channels"])
         cfg = cls(**d)

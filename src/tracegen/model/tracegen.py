@@ -266,7 +266,7 @@ class TraceGen(nn.Module):
         path = Path(path)
         meta = load_json(path / CONFIG)
         try:
-            cfg = TraceGenConfig.from_dict(meta["model"])
+            cfg = TraceGenConfig.from_dict({"point_features": 0, **meta["model"]})  # older checkpoints had none
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(path / CONFIG, f"model config does not match this tracegen: {e}") from None
         model = cls(cfg)
