@@ -39,9 +39,10 @@ def main() -> None:
     sample = max(samples, key=motion)
     pred = TraceGen.from_pretrained(args.ckpt).predict(sample.rgb, sample.depth, sample.instructions[0]).traj[0, 0]
     exact = sample.traj[:, : sample.num_valid]
-    picture = side_by_side(draw_traces(sample.rgb, pred, min_motion_px=1.0), draw_traces(sample.rgb, exact, min_motion_px=1.0))
-    write_png(args.out, picture)
-    print(f"{args.out}: {sample.meta.get('episode_id')} @ frame {sample.meta.get('query_frame')}, {sample.instructions[0]!r}")
+    left, right = (draw_traces(sample.rgb, traj, min_motion_px=1.0) for traj in (pred, exact))
+    write_png(args.out, side_by_side(left, right))
+    where = f"{sample.meta.get('episode_id')} @ frame {sample.meta.get('query_frame')}"
+    print(f"{args.out}: {where}, {sample.instructions[0]!r}")
 
 
 if __name__ == "__main__":

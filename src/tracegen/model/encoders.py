@@ -117,7 +117,8 @@ class ObservationEncoder(nn.Module):
         if self.point_proj is None:
             return tokens, None
         rgb_points = sample_at_grid(rgb_maps, self.trace_grid, self.size)
-        depth_points = sample_at_grid(depth_maps, self.trace_grid, self.size) * has_depth[:, None, None]  # no depth: zeros
+        depth_points = sample_at_grid(depth_maps, self.trace_grid, self.size)
+        depth_points = depth_points * has_depth[:, None, None]  # no depth: zeros
         return tokens, self.point_proj(torch.cat([rgb_points, depth_points], -1))
 
 

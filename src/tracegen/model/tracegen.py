@@ -107,7 +107,7 @@ class TraceGen(nn.Module):
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t, target = flow.interpolate(x0, noise, t)
         cond, mask = self.condition(batch, keep), batch["mask"]
-        out = self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
+        out = self.decode(x_t, t, cond)
         if self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
             loss = flow.masked_mse(out, x0, mask)  # the same minimiser, every flow time weighted alike
         else:
@@ -116,9 +116,13 @@ class TraceGen(nn.Module):
             loss = loss + self.cfg.path_loss * flow.masked_mse(flow.path(out, mask), flow.path(x0, mask), mask)
         return loss
 
+    def decode(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
+        """The decoder's raw output ``(B, N, L, 3)`` at ``x_t``, times ``t (B,)``: clean increments or a velocity."""
+        return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
+
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``, given the condition."""
-        return self.to_velocity(self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points), x_t, t)
+        return self.to_velocity(self.decode(x_t, t, cond), x_t, t)
 
     def to_velocity(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The decoder's output ``out (B, N, L, 3)`` as a velocity.
