@@ -1,17 +1,14 @@
 """Simulation substrate: Meta-World and robosuite demonstrations with exact ground-truth 3D traces.
 
-``MUJOCO_GL`` defaults to ``egl`` (headless) here, before anything imports mujoco: MuJoCo reads it once, at
-    import,
-and a backend that cannot load fails right there; that failure becomes a :class:`RenderBackendError` naming
-``MUJOCO_GL`` and the fix. Meta-World and robosuite are imported only by the modules that need them.
+``MUJOCO_GL`` defaults to ``egl`` (headless; set in ``tracegen/__init__.py``, before anything imports mujoco).
+MuJoCo reads it once, at import, and a backend that cannot load fails right there; that failure becomes a
+:class:`RenderBackendError` naming ``MUJOCO_GL`` and the fix. Meta-World and robosuite are imported only by the modules that need them.
 
 Entry points: :func:`tracegen.sim.env.make_env`, :func:`tracegen.sim.recorder.record_group`,
 :func:`tracegen.sim.recorder.build_corpus` and the ``tracegen sim`` CLI (:mod:`tracegen.sim.cli`).
 """
 
 import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 class RenderBackendError(RuntimeError):
