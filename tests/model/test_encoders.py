@@ -85,3 +85,24 @@ def test_the_loss_measured_on_x0_weights_every_flow_time_alike():
         torch.testing.assert_close(model.loss(batch, torch.Generator().manual_seed(seed)), (x0**2).mean())
     with pytest.raises(ValueError, match="loss_space"):
         preset("tiny", loss_space="eps")
+
+
+def test_moving_weight_counts_the_moving_points_more():
+    """One point moves (its path leaves the start by more than moving_threshold), fifteen stay: the zero-initialised
+    decoder predicts no motion, so its x0 loss is the moving point's squared path, weighted as configured."""
+    x0 = torch.zeros(2, 16, 8, 3)
+    x0[:, 0, :, 0] = 0.5  # 8 steps of 0.5: the path reaches 4 normalised steps
+    x0[:, 1, :, 0] = 0.05  # reaches 0.4 < 0.5: counts as static
+    mask = torch.ones(x0.shape, dtype=torch.bool)
+    assert flow.moving_points(x0, mask, 0.5)[0].tolist() == [True] + [False] * 15
+    batch = tiny_batch(x0)
+    losses = {}
+    for w in (0.0, 3.0):
+        torch.manual_seed(0)
+        model = TraceGen(preset("tiny", grid=4, horizon=8, moving_weight=w))
+        losses[w] = model.loss(batch, torch.Generator().manual_seed(1)).item()
+    entries = 16 * 8 * 3
+    expected = {w: ((1 + w) * 8 * 0.25 + 8 * 0.0025) / (entries + w * 8 * 3) for w in (0.0, 3.0)}
+    assert losses == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="moving_weight"):
+        preset("tiny", moving_weight=-1.0)

@@ -37,6 +37,10 @@ class TraceGenConfig:
     prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
     loss_space: Literal["velocity", "x0"] = "x0"  # x0-prediction: measure the loss on velocities or on x0
     path_loss: float = 0.0  # x0-prediction: weight of an extra loss on the path (running sum of the increments)
+    moving_weight: float = 0.0  # points whose target moves count 1 + moving_weight times in the loss (0: all alike).
+    # Few of the 400 points move (the effector, what it handles) and they are what the executor follows; weighting
+    # them changes the minimiser on purpose, towards the moving points' paths.
+    moving_threshold: float = 0.5  # ... "moves": its path leaves its start by this many normalised steps (u or v)
     min_t: float = 0.05  # x0-prediction: the velocity (x_t - x0_hat) / t uses t >= min_t
     sample_steps: int = 4  # default ODE steps at inference (Heun: 2 evaluations per step but the last, so 7)
     sampler: Literal["euler", "heun"] = "heun"
@@ -58,6 +62,9 @@ class TraceGenConfig:
             raise ValueError(f"prediction must be 'x0' or 'velocity', got {self.prediction!r}")
         if self.loss_space not in ("velocity", "x0"):
             raise ValueError(f"loss_space must be 'velocity' or 'x0', got {self.loss_space!r}")
+        if self.moving_weight < 0 or self.moving_threshold <= 0:
+            raise ValueError(f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
+                             f"{self.moving_threshold}")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:

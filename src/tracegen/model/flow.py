@@ -25,10 +25,19 @@ def interpolate(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple
     return (1 - tb) * x0 + tb * noise, noise - x0
 
 
-def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the entries where ``mask`` is True (0 if none)."""
-    mask = mask.to(pred.dtype)
-    return ((pred - target) ** 2 * mask).sum() / mask.sum().clamp_min(1.0)
+def masked_mse(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean squared error over the entries where ``mask`` is True (0 if none); ``weight`` (broadcastable to
+    ``pred``) counts some entries more, in the sum and in the normaliser alike."""
+    w = mask.to(pred.dtype) if weight is None else mask.to(pred.dtype) * weight
+    return ((pred - target) ** 2 * w).sum() / w.sum().clamp_min(1.0)
+
+
+def moving_points(x0: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``(B, N)`` bool: the points whose path (running sum of the valid increments ``x0 (B, N, L, 3)``) leaves its
+    start by more than ``threshold`` normalised steps in u or v."""
+    return path(x0, mask)[..., :2].abs().amax(dim=(2, 3)) > threshold
 
 
 def path(increments: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -108,12 +108,17 @@ class TraceGen(nn.Module):
         x_t, target = flow.interpolate(x0, noise, t)
         cond, mask = self.condition(batch, keep), batch["mask"]
         out = self.decode(x_t, t, cond)
+        weight = None
+        if self.cfg.moving_weight:  # (B, N, 1, 1): moving points count 1 + moving_weight times
+            moving = flow.moving_points(x0, mask, self.cfg.moving_threshold)
+            weight = (1.0 + self.cfg.moving_weight * moving.to(x0.dtype))[..., None, None]
         if self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
-            loss = flow.masked_mse(out, x0, mask)  # the same minimiser, every flow time weighted alike
-        else:
-            loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask)  # x0 errors weighted by 1 / t^2
+            loss = flow.masked_mse(out, x0, mask, weight)  # the same minimiser, every flow time weighted alike
+        else:  # x0 errors weighted by 1 / t^2
+            loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask, weight)
         if self.cfg.path_loss and self.cfg.prediction == "x0":
-            loss = loss + self.cfg.path_loss * flow.masked_mse(flow.path(out, mask), flow.path(x0, mask), mask)
+            paths = flow.path(out, mask), flow.path(x0, mask)
+            loss = loss + self.cfg.path_loss * flow.masked_mse(*paths, mask, weight)
         return loss
 
     def decode(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
