@@ -183,3 +183,17 @@ def test_vectorised_retarget_matches_the_official_pseudo_code(seed):
     ref = literal_official_retarget(traj, H, W)
     assert ours.num_valid == ref.shape[1]
     np.testing.assert_allclose(ours.traj[:, : ours.num_valid], ref, atol=1e-9)
+
+
+def test_restore_speed_gives_a_shrunken_trace_the_retargeted_speed_and_leaves_slow_steps():
+    # a retargeted trace of 8 movers (the fastest 2 %): 5 px = 0.05 units per step; then shrunk to 40 % (a blurred
+    # prediction), with a tail of steps at 5 % of the speed (the motion's end)
+    exact = tr.retarget(moving_scene(), H, W).traj[:, :9]  # 9 valid points
+    shrunk = exact[:, :1] + 0.4 * (exact - exact[:, :1])
+    tail = shrunk[:, -1:] + 0.05 * (exact[:, 1:4] - exact[:, :1])
+    given = np.concatenate([shrunk, tail], 1)
+    restored = tr.restore_speed(given, H, W)
+    np.testing.assert_allclose(restored[:, :9], exact, atol=1e-9)  # every moving step back to 0.05 units
+    np.testing.assert_allclose(np.diff(restored[:, 8:], axis=1), np.diff(given[:, 8:], axis=1), atol=1e-9)  # tail
+    still = np.repeat(exact[:, :1], 5, 1)
+    np.testing.assert_array_equal(tr.restore_speed(still, H, W), still)  # nothing moves: nothing changes

@@ -189,6 +189,25 @@ def forward_fill(traj: np.ndarray, valid_steps: np.ndarray) -> np.ndarray:
     return out
 
 
+def restore_speed(
+    traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig(), min_fraction: float = 0.25
+) -> np.ndarray:
+    """A generated trace ``(N, S, 3)`` (u, v px; z m) with the speed every retargeted trace has, restored.
+
+    In a retargeted trace the fastest ``top_fraction`` of points advance ``config.step`` normalised units at every
+    valid step (:func:`retarget`). A model that averages over what it is unsure of (where exactly, how soon) predicts
+    shorter steps in roughly the right direction. This rescales every step whose robust speed reaches ``min_fraction``
+    of ``config.step`` to exactly ``config.step`` (all points of that step alike, so the scene's relative motion is
+    kept); slower steps -- the end of the motion, or noise -- are left as they are. The start is unchanged.
+    """
+    traj = np.asarray(traj, dtype=np.float64)
+    speed = robust_speed(traj, height, width, config.top_fraction)  # (S - 1,)
+    moving = speed >= min_fraction * config.step
+    factor = np.where(moving, config.step / np.where(moving, speed, 1.0), 1.0)  # (S - 1,)
+    steps = np.diff(traj, axis=1) * factor[None, :, None]
+    return np.concatenate([traj[:, :1], traj[:, :1] + np.cumsum(steps, axis=1)], axis=1)
+
+
 # --- target encoding
 
 
