@@ -76,7 +76,7 @@ def _run(browser: str, profile: Path, *args: str, timeout: float = HANG_S) -> su
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            pytest.skip(f"headless Chromium did not finish in {timeout:.0f} s (killed): a browser hang, not a page error")
+            pytest.skip(f"headless Chromium did not finish in {timeout:.0f} s (killed): a browser hang, not the page")
     return subprocess.CompletedProcess(proc.args, code, out_file.read_text(), err_file.read_text())
 
 

@@ -2,7 +2,8 @@
 
 ``MUJOCO_GL`` defaults to ``egl`` (headless; set in ``tracegen/__init__.py``, before anything imports mujoco).
 MuJoCo reads it once, at import, and a backend that cannot load fails right there; that failure becomes a
-:class:`RenderBackendError` naming ``MUJOCO_GL`` and the fix. Meta-World and robosuite are imported only by the modules that need them.
+:class:`RenderBackendError` naming ``MUJOCO_GL`` and the fix. Meta-World and robosuite are imported only by the
+modules that need them.
 
 Entry points: :func:`tracegen.sim.env.make_env`, :func:`tracegen.sim.recorder.record_group`,
 :func:`tracegen.sim.recorder.build_corpus` and the ``tracegen sim`` CLI (:mod:`tracegen.sim.cli`).
