@@ -106,3 +106,14 @@ def test_moving_weight_counts_the_moving_points_more():
     assert losses == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="moving_weight"):
         preset("tiny", moving_weight=-1.0)
+
+
+def test_point_features_read_the_same_numbers_as_grid_sample_everywhere():
+    """The separable read agrees with torch's grid_sample (align_corners=False, zero padding), borders included."""
+    torch.manual_seed(0)
+    for size, cells, G in ((128, 32, 20), (128, 4, 20), (32, 8, 5), (96, 12, 7)):
+        m = torch.randn(2, 3, cells, cells)
+        coords = (2 * torch.linspace(0, size - 1, G) + 1) / size - 1
+        v, u = torch.meshgrid(coords, coords, indexing="ij")
+        ref = torch.nn.functional.grid_sample(m, torch.stack([u, v], -1).expand(2, G, G, 2), align_corners=False)
+        torch.testing.assert_close(sample_at_grid([m], G, size), ref.flatten(2).transpose(1, 2), atol=1e-5, rtol=0)

@@ -57,19 +57,35 @@ def stage_maps(net: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
     return maps
 
 
+def grid_taps(grid: int, size: int, cells: int) -> torch.Tensor:
+    """``(G, cells)`` bilinear weights that read a row (or column) of ``cells`` feature cells at the query grid's
+    ``G`` coordinates ``linspace(0, S - 1, G)`` px of an ``S = size`` image, as ``grid_sample`` does with
+    ``align_corners=False`` and zero padding: a cell of stride ``S / cells`` has its centre at pixel
+    ``(c + 0.5) * stride - 0.5``; taps outside the map weigh nothing."""
+    x = (torch.linspace(0, size - 1, grid, dtype=torch.float64) + 0.5) * cells / size - 0.5  # in cell units
+    left = torch.floor(x)
+    frac = x - left
+    taps = torch.zeros(grid, cells + 2, dtype=torch.float64)  # one spare cell each side catches the padding
+    rows = torch.arange(grid)
+    taps[rows, left.long() + 1] += 1 - frac
+    taps[rows, left.long() + 2] += frac
+    return taps[:, 1:-1].float()
+
+
 def sample_at_grid(maps: list[torch.Tensor], grid: int, size: int) -> torch.Tensor:
     """Bilinear features ``(B, G*G, sum C)`` of feature maps ``(B, C, h, w)`` at the trace's ``G x G`` query grid.
 
     The grid is ``linspace(0, S - 1, G)`` in pixels of the (square, ``S = size``) model image, row-major like
-    :func:`tracegen.traces.grid_points`; pixel centres map to ``(2 u + 1) / S - 1`` (``align_corners=False``), so
-    every map, whatever its stride, is read at the same image point.
+    :func:`tracegen.traces.grid_points`, so every map, whatever its stride, is read at the same image point. The
+    grid is separable, so the read is two small matrix products per map (:func:`grid_taps`; the same numbers as
+    ``grid_sample`` with ``align_corners=False``, at a fraction of its cost forwards and backwards).
     """
-    B, S = len(maps[0]), size
-    coords = (2 * torch.linspace(0, S - 1, grid, device=maps[0].device) + 1) / S - 1
-    v, u = torch.meshgrid(coords, coords, indexing="ij")
-    where = torch.stack([u, v], -1).expand(B, grid, grid, 2)  # (B, G, G, 2): x = u, y = v
-    feats = [nn.functional.grid_sample(m, where, align_corners=False) for m in maps]  # (B, C, G, G) each
-    return torch.cat(feats, 1).flatten(2).transpose(1, 2)
+    feats = []
+    for m in maps:
+        rows = grid_taps(grid, size, m.shape[2]).to(m)  # (G, h)
+        cols = grid_taps(grid, size, m.shape[3]).to(m)  # (G, w)
+        feats.append(torch.einsum("gh,bchw,kw->bgkc", rows, m, cols).flatten(1, 2))  # (B, G*G, C)
+    return torch.cat(feats, -1)
 
 
 class ObservationEncoder(nn.Module):
