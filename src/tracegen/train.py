@@ -209,10 +209,14 @@ def validation_loss(model: TraceGen, examples: list[Example], batch_size: int, s
 # --- the loop ---
 
 
+# model config fields that shape only the training loss, not the weights: a warm-up (--init) may set them
+LOSS_FIELDS = ("cond_dropout", "depth_dropout", "dropout", "moving_weight", "moving_threshold", "path_loss")
+
+
 def build_model(tcfg: TrainConfig) -> TraceGen:
     if tcfg.init:
         model = TraceGen.from_pretrained(tcfg.init)  # warm-up: architecture from the checkpoint
-        trainable = {k: v for k, v in tcfg.model.items() if k in ("cond_dropout", "depth_dropout", "dropout")}
+        trainable = {k: v for k, v in tcfg.model.items() if k in LOSS_FIELDS}
         for k, v in trainable.items():
             setattr(model.cfg, k, v)
         return model.train()

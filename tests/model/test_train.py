@@ -52,8 +52,11 @@ def test_resume_continues_the_same_loss_curve(dataset, tmp_path):
 
 def test_warm_up_from_a_pretrained_checkpoint(dataset, tmp_path):
     train(tiny(dataset, tmp_path / "pre", 4))
-    result = train(tiny(dataset, tmp_path / "warm", 3, init=str(tmp_path / "pre")))
+    warm = tiny(dataset, tmp_path / "warm", 3, init=str(tmp_path / "pre"), model={"moving_weight": 2.0, "dim": 64})
+    result = train(warm)
     assert result["steps"] == 3 and (tmp_path / "warm" / "model.safetensors").exists()
+    model = json.loads((tmp_path / "warm" / "config.json").read_text())["model"]
+    assert model["moving_weight"] == 2.0 and model["dim"] == 32  # loss settings apply; the shape is the checkpoint's
 
 
 def test_overrides_reach_train_and_model_settings():
