@@ -195,5 +195,9 @@ def test_restore_speed_gives_a_shrunken_trace_the_retargeted_speed_and_leaves_sl
     restored = tr.restore_speed(given, H, W)
     np.testing.assert_allclose(restored[:, :9], exact, atol=1e-9)  # every moving step back to 0.05 units
     np.testing.assert_allclose(np.diff(restored[:, 8:], axis=1), np.diff(given[:, 8:], axis=1), atol=1e-9)  # tail
+    given[10:, :, 2] = np.nan  # points without depth: their z stays unknown, the rest is restored the same
+    partly = tr.restore_speed(given, H, W)
+    np.testing.assert_allclose(partly[:, :9, :2], exact[:, :9, :2], atol=1e-9)
+    assert np.isnan(partly[10:, :, 2]).all() and np.isfinite(partly[:10]).all()
     still = np.repeat(exact[:, :1], 5, 1)
     np.testing.assert_array_equal(tr.restore_speed(still, H, W), still)  # nothing moves: nothing changes

@@ -198,10 +198,12 @@ def restore_speed(
     valid step (:func:`retarget`). A model that averages over what it is unsure of (where exactly, how soon) predicts
     shorter steps in roughly the right direction. This rescales every step whose robust speed reaches ``min_fraction``
     of ``config.step`` to exactly ``config.step`` (all points of that step alike, so the scene's relative motion is
-    kept); slower steps -- the end of the motion, or noise -- are left as they are. The start is unchanged.
+    kept); slower steps -- the end of the motion, or noise -- are left as they are. The start is unchanged; unknown
+    depths (NaN z) stay unknown.
     """
     traj = np.asarray(traj, dtype=np.float64)
-    speed = robust_speed(traj, height, width, config.top_fraction)  # (S - 1,)
+    known = np.where(np.isfinite(traj), traj, 0.0)  # unknown depth (NaN z) adds no speed; it stays NaN below
+    speed = robust_speed(known, height, width, config.top_fraction)  # (S - 1,)
     moving = speed >= min_fraction * config.step
     factor = np.where(moving, config.step / np.where(moving, speed, 1.0), 1.0)  # (S - 1,)
     steps = np.diff(traj, axis=1) * factor[None, :, None]

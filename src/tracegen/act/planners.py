@@ -12,7 +12,15 @@ import numpy as np
 from tracegen.sim.env import SimEnv
 from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
 from tracegen.sim.render import Frame
-from tracegen.traces import DEFAULT_GRID, DEFAULT_HORIZON, RetargetConfig, retarget, static_grid, world_to_reference
+from tracegen.traces import (
+    DEFAULT_GRID,
+    DEFAULT_HORIZON,
+    RetargetConfig,
+    restore_speed,
+    retarget,
+    static_grid,
+    world_to_reference,
+)
 
 
 class Planner(Protocol):
@@ -23,12 +31,17 @@ class Planner(Protocol):
 
 
 class ModelPlanner:
-    """TraceGen's prediction from the current RGB-D observation."""
+    """TraceGen's prediction from the current RGB-D observation; with ``restore_speed`` its moving steps get the
+    retargeted step length back (:func:`tracegen.traces.restore_speed`: a model unsure of where or how soon things
+    move predicts shorter steps than any retargeted trace has)."""
 
     name = "model"
 
-    def __init__(self, model, steps: int | None = None, guidance: float | None = None, seed: int = 0):
+    def __init__(
+        self, model, steps: int | None = None, guidance: float | None = None, seed: int = 0, restore_speed: bool = False
+    ):
         self.model, self.steps, self.guidance, self.seed = model, steps, guidance, seed
+        self.restore_speed = restore_speed
         self.calls = 0
 
     def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
@@ -36,7 +49,8 @@ class ModelPlanner:
         pred = self.model.predict(
             frame.rgb, frame.depth, instruction, steps=self.steps, guidance=self.guidance, seed=self.seed + self.calls
         )
-        return pred.traj[0, 0]
+        traj = pred.traj[0, 0]
+        return restore_speed(traj, *frame.rgb.shape[:2]) if self.restore_speed else traj
 
 
 class SimState:
