@@ -3,7 +3,9 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tracegen.bench.metaworld import BenchConfig, read_log, resolve, run_bench
 
@@ -67,8 +69,8 @@ def outcomes(out) -> dict:
     return {r["seed"]: (r["success"], r["steps"], r["plans"], r["reason"]) for r in rows}
 
 
-def test_two_workers_give_the_records_and_summary_of_one(tmp_path):
-    cfg = BenchConfig(protocol="mini", planner="oracle", seeds=2, tasks=("door-close",))
+def test_two_workers_give_the_records_summary_and_videos_of_one(tmp_path):
+    cfg = BenchConfig(protocol="mini", planner="oracle", seeds=2, tasks=("door-close",), videos=1)
     one = run_bench(dataclasses.replace(cfg, out=str(tmp_path / "one.json")), False)
     two = run_bench(dataclasses.replace(cfg, out=str(tmp_path / "two.json"), workers=2), False)
     assert outcomes(tmp_path / "one.json") == outcomes(tmp_path / "two.json")
@@ -76,6 +78,13 @@ def test_two_workers_give_the_records_and_summary_of_one(tmp_path):
     timing = ("wall_s", "mean_plan_ms")
     assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
     assert (tmp_path / "one.md").read_text() == (tmp_path / "two.md").read_text()
+    for name in ("one", "two"):  # a GIF of seed 0 (the first) only, wherever it ran
+        videos = {r["seed"]: r.get("video") for r in read_log(tmp_path / f"{name}.episodes.jsonl")}
+        assert videos == {0: f"{name}.videos/door-close_corner_0.gif", 1: None}
+        with Image.open(tmp_path / videos[0]) as gif:
+            assert gif.format == "GIF" and gif.n_frames > 1
+            gif.seek(gif.n_frames - 1)
+            assert np.asarray(gif.convert("RGB")).std() > 0
 
 
 def test_a_dead_worker_fails_its_episode_and_the_run_goes_on(tmp_path):

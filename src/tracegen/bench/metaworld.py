@@ -4,7 +4,10 @@
     tracegen bench metaworld --protocol mini --planner oracle --json oracle.json
 
 Every finished episode is appended to ``<json>.episodes.jsonl`` as it ends, so a killed run resumes where it stopped
-and never counts an episode twice. A crashing episode (simulation instability, NaN action) is recorded as a failure
+and never counts an episode twice. With ``videos = N`` the first N seeds of each task x camera are also written as
+GIFs (:class:`tracegen.viz.clip.ClipRecorder`: the planning camera with each plan's moving tracks) to
+``<json stem>.videos/<task>_<camera>_<seed>.gif``, named in the episode's record (``"video"``, relative to the
+JSON's folder). A crashing episode (simulation instability, NaN action) is recorded as a failure
 with its reason and the run goes on.
 
 With ``workers > 1`` the episodes run in that many spawned processes (:func:`_pooled`), each loading the planner once
@@ -64,17 +67,19 @@ class BenchConfig:
     max_replans: int = 40  # the executor's budget (AVDC allowed 5 replans of 8-frame video plans)
     sample_steps: int | None = None
     workers: int = 1  # processes running episodes (spawned; each loads the planner once)
+    videos: int = 0  # GIFs of the first N seeds of each task x camera
     planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
     # `planner`; importable in a spawned process
 
 
 @dataclass(frozen=True)
 class Job:
-    """One episode to run."""
+    """One episode to run; ``video``: where its GIF goes (relative to the JSON's folder), if it gets one."""
 
     task: str
     camera: str
     seed: int
+    video: str | None = None
 
 
 def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
@@ -89,6 +94,8 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
             raise ValueError(f"{kind}(s) {bad} not in protocol {proto.name}; valid: {', '.join(valid)}")
     if cfg.workers < 1:
         raise ValueError(f"--workers must be at least 1, not {cfg.workers}")
+    if cfg.videos < 0:
+        raise ValueError(f"--videos must be at least 0, not {cfg.videos}")
     if cfg.planner not in ("model", "oracle"):
         raise ValueError(f"unknown planner {cfg.planner!r}; use model or oracle")
     if cfg.planner == "model" and not cfg.planner_factory:
@@ -121,7 +128,12 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
     proto, episodes = resolve(cfg)
     log_path = Path(cfg.out).with_suffix(".episodes.jsonl")
     done = {episode_key(r["task"], r["camera"], r["seed"]): r for r in read_log(log_path)}
-    todo = [Job(*e) for e in episodes if episode_key(*e) not in done]  # task-major: a worker mostly sees one task
+    videos = set(proto.eval_seeds[: cfg.videos])
+    todo = [  # task-major: a worker mostly sees one task
+        Job(t, c, s, f"{Path(cfg.out).stem}.videos/{t}_{c}_{s}.gif" if s in videos else None)
+        for t, c, s in episodes
+        if episode_key(t, c, s) not in done
+    ]
     start = time.perf_counter()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a") as log, tqdm(total=len(todo), desc=f"bench {proto.name}", disable=not progress) as bar:
@@ -150,17 +162,23 @@ class EpisodeRunner:
         self.env, self.task = None, None
 
     def run(self, job: Job) -> dict:
-        """The episode's record: outcome, steps, plans, reason, mean plan ms (or the error that ended it)."""
+        """The episode's record: outcome, steps, plans, reason, mean plan ms, its GIF if ``job.video`` (or the error
+        that ended it)."""
         from tracegen.act.rollout import rollout
         from tracegen.sim.instructions import instructions
+        from tracegen.viz.clip import ClipRecorder, write_gif
 
         env, text = self._env(job.task), instructions(self.proto.suite, job.task)[0]
+        recorder = ClipRecorder(job.camera) if job.video else None
         try:
-            r = rollout(env, self.planner, job.camera, job.seed, text, self.rollout_cfg)
+            r = rollout(env, self.planner, job.camera, job.seed, text, self.rollout_cfg, recorder=recorder)
         except Exception as e:  # noqa: BLE001 -- a crashed episode is a failure with its reason, not a crash
             return failure_record(job, f"error: {type(e).__name__}: {e}", traceback.format_exc(limit=3))
         plan_ms = round(float(np.mean(r.plan_ms)), 2) if r.plan_ms else None
         outcome = {"success": r.success, "steps": r.steps, "plans": r.plans, "reason": r.reason, "plan_ms": plan_ms}
+        if recorder is not None and recorder.plans:
+            write_gif(recorder.frames(), Path(self.cfg.out).parent / job.video)
+            outcome["video"] = job.video
         return _identity(job) | outcome
 
     def _env(self, task: str):
