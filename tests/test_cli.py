@@ -48,3 +48,11 @@ def test_wrong_arguments_fail_before_work(tmp_path):
     assert not (tmp_path / "x").exists()
     out = run("inspect", tmp_path / "missing")
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [("--workers", 0, "at least 1"), ("--videos", -1, "at least 0")])
+def test_bench_refuses_a_bad_count_in_one_line_before_any_episode(tmp_path, flag, value, message):
+    out = run("bench", "metaworld", "--planner", "oracle", "--json", tmp_path / "b.json", flag, value)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith(f"error: {flag} must be {message}, not {value}")
+    assert list(tmp_path.iterdir()) == []

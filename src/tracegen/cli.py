@@ -211,25 +211,34 @@ def bench_metaworld(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Only the first N evaluation seeds."),
     max_replans: int = typer.Option(40, "--max-replans", min=0),
     steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps per plan (model planner)."),
+    workers: int = typer.Option(
+        1, "--workers", help="Episodes in this many processes (each loads the planner once; same results)."
+    ),
+    videos: int = typer.Option(
+        0, "--videos", help="GIFs of the first N seeds of each task x camera, in <json stem>.videos/."
+    ),
 ) -> None:
     """Closed-loop Meta-World success on the AVDC protocol, beside AVDC's published table. Resumable."""
     from tracegen.bench.metaworld import BenchConfig, run_bench
 
     cfg = BenchConfig(
-        protocol,
-        planner,
-        str(ckpt) if ckpt else None,
-        str(json_out),
-        tuple(tasks) if tasks else None,
-        tuple(cameras) if cameras else None,
-        seeds,
-        max_replans,
-        steps,
+        protocol=protocol,
+        planner=planner,
+        ckpt=str(ckpt) if ckpt else None,
+        out=str(json_out),
+        tasks=tuple(tasks) if tasks else None,
+        cameras=tuple(cameras) if cameras else None,
+        seeds=seeds,
+        max_replans=max_replans,
+        sample_steps=steps,
+        workers=workers,
+        videos=videos,
     )
     try:
         result = run_bench(cfg)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+    except ValueError as e:  # a refusal, before any episode: one line
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(json.dumps({k: result[k] for k in ("overall_success", "episodes", "mean_plan_ms", "wall_s")}))
     typer.echo(json_out.with_suffix(".md").read_text())
 

@@ -113,21 +113,26 @@ class Retargeted:
         return int(self.valid_steps.sum())
 
 
-def robust_speed(traj: np.ndarray, height: int, width: int, top_fraction: float = 0.02) -> np.ndarray:
+def robust_speed(
+    traj: np.ndarray, height: int, width: int, top_fraction: float = 0.02, clip: bool = True
+) -> np.ndarray:
     """Per-segment speed ``(T - 1,)`` of the fastest ``top_fraction`` of tracks, in normalised units.
 
-    Segments are measured in ``(u / (W - 1), v / (H - 1), z)`` with u, v clipped to the image, as in the official code.
+    Segments are measured in ``(u / (W - 1), v / (H - 1), z)`` with u, v clipped to the image (``clip``), as in the
+    official code.
     """
-    n = _normalise_for_arc(traj, height, width)
+    n = _normalise_for_arc(traj, height, width, clip)
     seg = np.linalg.norm(np.diff(n, axis=1), axis=-1)  # (N, T-1)
     k = max(1, math.ceil(top_fraction * len(n)))
     return np.sort(seg, axis=0)[-k:].mean(0) if seg.shape[1] else np.zeros(0)
 
 
-def _normalise_for_arc(traj: np.ndarray, height: int, width: int) -> np.ndarray:
+def _normalise_for_arc(traj: np.ndarray, height: int, width: int, clip: bool = True) -> np.ndarray:
     n = np.array(traj, dtype=np.float64, copy=True)
-    n[..., 0] = np.clip(n[..., 0] / (width - 1), 0.0, 1.0)
-    n[..., 1] = np.clip(n[..., 1] / (height - 1), 0.0, 1.0)
+    n[..., 0] /= width - 1
+    n[..., 1] /= height - 1
+    if clip:
+        n[..., :2] = np.clip(n[..., :2], 0.0, 1.0)
     return n
 
 
@@ -199,11 +204,12 @@ def restore_speed(
     shorter steps in roughly the right direction. This rescales every step whose robust speed reaches ``min_fraction``
     of ``config.step`` to exactly ``config.step`` (all points of that step alike, so the scene's relative motion is
     kept); slower steps -- the end of the motion, or noise -- are left as they are. The start is unchanged; unknown
-    depths (NaN z) stay unknown.
+    depths (NaN z) stay unknown. Speeds are measured without clipping to the image (so that they scale with the
+    steps); points that leave the image are not brought back.
     """
     traj = np.asarray(traj, dtype=np.float64)
     known = np.where(np.isfinite(traj), traj, 0.0)  # unknown depth (NaN z) adds no speed; it stays NaN below
-    speed = robust_speed(known, height, width, config.top_fraction)  # (S - 1,)
+    speed = robust_speed(known, height, width, config.top_fraction, clip=False)  # (S - 1,): scales linearly
     moving = speed >= min_fraction * config.step
     factor = np.where(moving, config.step / np.where(moving, speed, 1.0), 1.0)  # (S - 1,)
     steps = np.diff(traj, axis=1) * factor[None, :, None]

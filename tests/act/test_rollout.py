@@ -55,17 +55,28 @@ def test_a_grasp_presses_on_below_the_contact_point_until_blocked():
     assert robot.ee[2] >= 0.034  # without the rule: closes where the coarse trace said, too high
 
 
-class PickThenStuckPlanner:
+class ScriptedPlanner:
+    """Counts the plans of the episode that :func:`rollout` announced (``begin_episode``) and remembers its seeds."""
+
+    def __init__(self):
+        self.calls, self.seeds = 0, []
+
+    def begin_episode(self, seed):
+        self.calls = 0
+        self.seeds.append(seed)
+
+
+class PickThenStuckPlanner(ScriptedPlanner):
     """First a pick (the effector's tracks dip 8 cm to the floor and rise), then traces in which nothing moves."""
 
     name = "stuck"
 
     def __init__(self, start):
+        super().__init__()
         rng = np.random.default_rng(0)
         self.eff = start + rng.uniform(-0.01, 0.01, (6, 3))
         self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
         self.floor[0] = [start[0], start[1], 0.0]  # something to pick, under the effector
-        self.calls = 0
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
@@ -87,17 +98,17 @@ def test_a_latched_gripper_opens_after_static_plans():
         assert reopened == opens  # ... and only the rule opens it again
 
 
-class MoveThenStaticPlanner:
+class MoveThenStaticPlanner(ScriptedPlanner):
     """First a plan that moves the effector's tracks 10 cm along +y, then traces in which nothing moves (the rest
     of the motion is shorter than one retargeted step)."""
 
     name = "short"
 
     def __init__(self, start):
+        super().__init__()
         rng = np.random.default_rng(1)
         self.eff = rng.uniform(-0.01, 0.01, (6, 3))
         self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
-        self.calls = 0
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
@@ -119,3 +130,13 @@ def test_static_traces_after_a_motion_close_the_gripper_and_push_on_along_it():
         assert np.isclose(robot.efforts, cfg.close_effort).any() == (push > 0)  # a closed tool pushes on
     assert ends[0.04][1] - ends[0.0][1] > 0.02  # went on along +y ...
     np.testing.assert_allclose(ends[0.04][[0, 2]], ends[0.0][[0, 2]], atol=0.005)  # ... and only along it
+
+
+def test_every_episode_is_announced_to_the_planner_with_its_seed():
+    start = np.array([0.0, 0.0, 0.1])
+    robot, planner = PointRobot(start), MoveThenStaticPlanner(start)
+    cfg = RolloutConfig(max_env_steps=200, max_replans=10)
+    first = rollout(robot, planner, "cam", 5, "", cfg)
+    second = rollout(robot, planner, "cam", 6, "", cfg)
+    assert planner.seeds == [5, 6]
+    assert (first.steps, first.plans) == (second.steps, second.plans)  # the plan count restarted with the episode

@@ -1,8 +1,11 @@
 """The closed-loop benchmark: schema, resume without double counting, refusals before any episode."""
 
+import dataclasses
 import json
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tracegen.bench.metaworld import BenchConfig, read_log, resolve, run_bench
 
@@ -44,6 +47,7 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
         (dict(tasks=("drawer-open",)), "not in protocol"),
         (dict(planner="model"), "needs --ckpt"),
         (dict(protocol="libero"), "unknown protocol"),
+        (dict(workers=0), "--workers must be at least 1"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):
@@ -57,3 +61,46 @@ def test_checkpoint_for_another_grid_is_refused(tmp_path):
     TraceGen(preset("tiny", grid=10)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="10x10 grid"):
         resolve(BenchConfig(protocol="mini", planner="model", ckpt=str(tmp_path / "ckpt"), out=str(tmp_path / "b")))
+
+
+def outcomes(out) -> dict:
+    """seed -> (success, steps, plans, reason) of every episode in the log of ``out``."""
+    rows = read_log(out.with_suffix(".episodes.jsonl"))
+    return {r["seed"]: (r["success"], r["steps"], r["plans"], r["reason"]) for r in rows}
+
+
+def test_two_workers_give_the_records_summary_and_videos_of_one(tmp_path):
+    cfg = BenchConfig(protocol="mini", planner="oracle", seeds=2, tasks=("door-close",), videos=1)
+    one = run_bench(dataclasses.replace(cfg, out=str(tmp_path / "one.json")), False)
+    two = run_bench(dataclasses.replace(cfg, out=str(tmp_path / "two.json"), workers=2), False)
+    assert outcomes(tmp_path / "one.json") == outcomes(tmp_path / "two.json")
+    assert len(outcomes(tmp_path / "two.json")) == 2
+    timing = ("wall_s", "mean_plan_ms")
+    assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
+    assert (tmp_path / "one.md").read_text() == (tmp_path / "two.md").read_text()
+    for name in ("one", "two"):  # a GIF of seed 0 (the first) only, wherever it ran
+        videos = {r["seed"]: r.get("video") for r in read_log(tmp_path / f"{name}.episodes.jsonl")}
+        assert videos == {0: f"{name}.videos/door-close_corner_0.gif", 1: None}
+        with Image.open(tmp_path / videos[0]) as gif:
+            assert gif.format == "GIF" and gif.n_frames > 1
+            gif.seek(gif.n_frames - 1)
+            assert np.asarray(gif.convert("RGB")).std() > 0
+
+
+def test_a_dead_worker_fails_its_episode_and_the_run_goes_on(tmp_path):
+    from dying_planner import DIE_ON_SEED
+
+    out = tmp_path / "b.json"
+    cfg = BenchConfig(
+        protocol="mini", out=str(out), seeds=2, tasks=("door-close",), workers=2, planner_factory="dying_planner:make"
+    )
+    result = run_bench(cfg, False)
+    assert result["episodes"] == 2 and result["errors"] == 1
+    rows = read_log(out.with_suffix(".episodes.jsonl"))
+    assert sorted(r["seed"] for r in rows) == [0, 1]  # each once
+    for r in rows:
+        died = r["reason"].startswith("error: worker process died (")
+        assert died == (r["seed"] == DIE_ON_SEED), r
+        assert died or r["reason"] == "static plans"
+    run_bench(cfg, False)  # resumes: nothing left to run, and the died episode is not run again
+    assert len(read_log(out.with_suffix(".episodes.jsonl"))) == 2

@@ -26,14 +26,26 @@ from tracegen.traces import (
 class Planner(Protocol):
     name: str
 
+    def begin_episode(self, seed: int) -> None:
+        """A new episode starts from ``env.reset(seed)`` (called by :func:`tracegen.act.rollout.rollout`): a planner's
+        randomness may depend on the episode, never on what ran before it in this process."""
+
     def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
         """A trace ``(N, S, 3)`` (u, v px; z m) in the camera (K, w2c) of ``frame``, S <= horizon + 1."""
 
 
+def sampling_seed(planner_seed: int, episode_seed: int, plan: int) -> int:
+    """The model's sampling seed for plan number ``plan`` (1-based) of episode ``episode_seed``: a 32-bit number that
+    depends on these three (non-negative) integers only, well mixed (numpy's ``SeedSequence``)."""
+    return int(np.random.SeedSequence([planner_seed, episode_seed, plan]).generate_state(1)[0])
+
+
 class ModelPlanner:
-    """TraceGen's prediction from the current RGB-D observation; with ``restore_speed`` its moving steps get the
-    retargeted step length back (:func:`tracegen.traces.restore_speed`: a model unsure of where or how soon things
-    move predicts shorter steps than any retargeted trace has)."""
+    """TraceGen's prediction from the current RGB-D observation. Its sampling noise is a function of (``seed``, the
+    episode's seed, the plan's number in the episode) only (:func:`sampling_seed`), so an episode plans the same
+    traces whichever episodes ran before it, in this process or another. With ``restore_speed`` the prediction's
+    moving steps get the retargeted step length back (:func:`tracegen.traces.restore_speed`: a model unsure of where
+    or how soon things move predicts shorter steps than any retargeted trace has)."""
 
     name = "model"
 
@@ -42,12 +54,20 @@ class ModelPlanner:
     ):
         self.model, self.steps, self.guidance, self.seed = model, steps, guidance, seed
         self.restore_speed = restore_speed
-        self.calls = 0
+        self.episode, self.calls = 0, 0  # the episode's seed; plans made in it so far
+
+    def begin_episode(self, seed: int) -> None:
+        self.episode, self.calls = seed, 0
 
     def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
         self.calls += 1
         pred = self.model.predict(
-            frame.rgb, frame.depth, instruction, steps=self.steps, guidance=self.guidance, seed=self.seed + self.calls
+            frame.rgb,
+            frame.depth,
+            instruction,
+            steps=self.steps,
+            guidance=self.guidance,
+            seed=sampling_seed(self.seed, self.episode, self.calls),
         )
         traj = pred.traj[0, 0]
         return restore_speed(traj, *frame.rgb.shape[:2]) if self.restore_speed else traj
@@ -97,6 +117,9 @@ class OraclePlanner:
         retarget_config: RetargetConfig = RetargetConfig(),
     ):
         self.horizon_frames, self.grid, self.horizon, self.retarget = horizon_frames, grid, horizon, retarget_config
+
+    def begin_episode(self, seed: int) -> None:
+        """Nothing to do: the oracle's future is the simulator's own."""
 
     def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
         if frame.depth is None or frame.seg is None:

@@ -213,8 +213,10 @@ def rollout(
     record: bool = False,
     recorder: RolloutRecorder | None = None,
 ) -> RolloutResult:
-    """One closed-loop episode from ``env.reset(seed)``; a ``recorder`` sees every plan and executor step."""
+    """One closed-loop episode from ``env.reset(seed)`` (then ``planner.begin_episode(seed)``); a ``recorder`` sees
+    every plan and executor step."""
     env.reset(seed)
+    planner.begin_episode(seed)
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
     steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
     history = [env.ee_pose()[:3, 3]]

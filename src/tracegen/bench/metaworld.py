@@ -4,16 +4,28 @@
     tracegen bench metaworld --protocol mini --planner oracle --json oracle.json
 
 Every finished episode is appended to ``<json>.episodes.jsonl`` as it ends, so a killed run resumes where it stopped
-and never counts an episode twice. A crashing episode (simulation instability, NaN action) is recorded as a failure
+and never counts an episode twice. With ``videos = N`` the first N seeds of each task x camera are also written as
+GIFs (:class:`tracegen.viz.clip.ClipRecorder`: the planning camera with each plan's moving tracks) to
+``<json stem>.videos/<task>_<camera>_<seed>.gif``, named in the episode's record (``"video"``, relative to the
+JSON's folder). A crashing episode (simulation instability, NaN action) is recorded as a failure
 with its reason and the run goes on.
+
+With ``workers > 1`` the episodes run in that many spawned processes (:func:`_pooled`), each loading the planner once
+and keeping its current task's simulator; the log, the summary and the table are the same as with one process. A
+process that dies (a segfault) takes the episodes in flight with it: they run again one at a time, and one that
+kills its process alone is recorded as a failure (``error: worker process died (...)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
+import sys
 import time
 import traceback
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +66,20 @@ class BenchConfig:
     seeds: int | None = None  # the first N evaluation seeds
     max_replans: int = 40  # the executor's budget (AVDC allowed 5 replans of 8-frame video plans)
     sample_steps: int | None = None
+    workers: int = 1  # processes running episodes (spawned; each loads the planner once)
+    videos: int = 0  # GIFs of the first N seeds of each task x camera
+    planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
+    # `planner`; importable in a spawned process
+
+
+@dataclass(frozen=True)
+class Job:
+    """One episode to run; ``video``: where its GIF goes (relative to the JSON's folder), if it gets one."""
+
+    task: str
+    camera: str
+    seed: int
+    video: str | None = None
 
 
 def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
@@ -66,9 +92,13 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
         bad = [x for x in chosen if x not in valid]
         if bad:
             raise ValueError(f"{kind}(s) {bad} not in protocol {proto.name}; valid: {', '.join(valid)}")
+    if cfg.workers < 1:
+        raise ValueError(f"--workers must be at least 1, not {cfg.workers}")
+    if cfg.videos < 0:
+        raise ValueError(f"--videos must be at least 0, not {cfg.videos}")
     if cfg.planner not in ("model", "oracle"):
         raise ValueError(f"unknown planner {cfg.planner!r}; use model or oracle")
-    if cfg.planner == "model":
+    if cfg.planner == "model" and not cfg.planner_factory:
         check_checkpoint(cfg.ckpt)
     seeds = proto.eval_seeds[: cfg.seeds] if cfg.seeds else proto.eval_seeds
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
@@ -91,64 +121,190 @@ def episode_key(task: str, camera: str, seed: int) -> str:
 
 
 def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
+    """Run the episodes of ``cfg`` not yet in its log (appending each to it as it ends), then write the summary
+    (``cfg.out``) and its markdown table (``.md``) over every episode, in protocol order; returns the summary."""
     from tqdm.auto import tqdm
-
-    from tracegen.act.planners import OraclePlanner
-    from tracegen.act.rollout import RolloutConfig, rollout
-    from tracegen.sim.env import make_env
-    from tracegen.sim.instructions import instructions
 
     proto, episodes = resolve(cfg)
     log_path = Path(cfg.out).with_suffix(".episodes.jsonl")
     done = {episode_key(r["task"], r["camera"], r["seed"]): r for r in read_log(log_path)}
-    todo = [e for e in episodes if episode_key(*e) not in done]
-    planner = OraclePlanner() if cfg.planner == "oracle" else _model_planner(cfg)
-    rollout_cfg = RolloutConfig(max_env_steps=proto.max_steps, max_replans=cfg.max_replans)
-    start, env, env_task = time.perf_counter(), None, None
+    videos = set(proto.eval_seeds[: cfg.videos])
+    todo = [  # task-major: a worker mostly sees one task
+        Job(t, c, s, f"{Path(cfg.out).stem}.videos/{t}_{c}_{s}.gif" if s in videos else None)
+        for t, c, s in episodes
+        if episode_key(t, c, s) not in done
+    ]
+    start = time.perf_counter()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as log:
+    with open(log_path, "a") as log, tqdm(total=len(todo), desc=f"bench {proto.name}", disable=not progress) as bar:
         if log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
             log.write("\n")  # end a line cut by a kill, so the next record starts clean
-        for task, camera, seed in tqdm(todo, desc=f"bench {proto.name}", disable=not progress):
-            if env_task != task:
-                if env is not None:
-                    env.close()
-                env, env_task = make_env(proto.suite, task, height=proto.render_hw[0], width=proto.render_hw[1]), task
-            record = {"task": task, "camera": camera, "seed": seed}
-            try:
-                r = rollout(env, planner, camera, seed, instructions(proto.suite, task)[0], rollout_cfg)
-                record |= {
-                    "success": r.success,
-                    "steps": r.steps,
-                    "plans": r.plans,
-                    "reason": r.reason,
-                    "plan_ms": round(float(np.mean(r.plan_ms)), 2) if r.plan_ms else None,
-                }
-            except Exception as e:  # noqa: BLE001 -- a crashed episode is a failure with its reason, not a crash
-                record |= {
-                    "success": False,
-                    "steps": None,
-                    "plans": None,
-                    "plan_ms": None,
-                    "reason": f"error: {type(e).__name__}: {e}",
-                    "trace": traceback.format_exc(limit=3),
-                }
+        for record in (_pooled if cfg.workers > 1 else _inline)(cfg, todo):
             log.write(json.dumps(record) + "\n")
             log.flush()
-            done[episode_key(task, camera, seed)] = record
-    if env is not None:
-        env.close()
+            done[episode_key(record["task"], record["camera"], record["seed"])] = record
+            bar.update(1)
     result = summarise(cfg, proto, [done[episode_key(*e)] for e in episodes], time.perf_counter() - start)
     save_json(cfg.out, result)
     Path(cfg.out).with_suffix(".md").write_text(markdown_table(result))
     return result
 
 
-def _model_planner(cfg: BenchConfig):
+class EpisodeRunner:
+    """Runs episodes with one planner (made once), keeping the current task's simulator between episodes."""
+
+    def __init__(self, cfg: BenchConfig):
+        from tracegen.act.rollout import RolloutConfig
+
+        self.cfg, self.proto = cfg, PROTOCOLS[cfg.protocol]
+        self.planner = make_planner(cfg)
+        self.rollout_cfg = RolloutConfig(max_env_steps=self.proto.max_steps, max_replans=cfg.max_replans)
+        self.env, self.task = None, None
+
+    def run(self, job: Job) -> dict:
+        """The episode's record: outcome, steps, plans, reason, mean plan ms, its GIF if ``job.video`` (or the error
+        that ended it)."""
+        from tracegen.act.rollout import rollout
+        from tracegen.sim.instructions import instructions
+        from tracegen.viz.clip import ClipRecorder, write_gif
+
+        env, text = self._env(job.task), instructions(self.proto.suite, job.task)[0]
+        recorder = ClipRecorder(job.camera) if job.video else None
+        try:
+            r = rollout(env, self.planner, job.camera, job.seed, text, self.rollout_cfg, recorder=recorder)
+        except Exception as e:  # noqa: BLE001 -- a crashed episode is a failure with its reason, not a crash
+            return failure_record(job, f"error: {type(e).__name__}: {e}", traceback.format_exc(limit=3))
+        plan_ms = round(float(np.mean(r.plan_ms)), 2) if r.plan_ms else None
+        outcome = {"success": r.success, "steps": r.steps, "plans": r.plans, "reason": r.reason, "plan_ms": plan_ms}
+        if recorder is not None and recorder.plans:
+            write_gif(recorder.frames(), Path(self.cfg.out).parent / job.video)
+            outcome["video"] = job.video
+        return _identity(job) | outcome
+
+    def _env(self, task: str):
+        if self.task != task:
+            from tracegen.sim.env import make_env
+
+            self.close()
+            height, width = self.proto.render_hw
+            self.env, self.task = make_env(self.proto.suite, task, height=height, width=width), task
+        return self.env
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+        self.env, self.task = None, None
+
+
+def _identity(job: Job) -> dict:
+    return {"task": job.task, "camera": job.camera, "seed": job.seed}
+
+
+def failure_record(job: Job, reason: str, trace: str | None = None) -> dict:
+    """The record of an episode that ended in an error (``reason`` starts with ``error``)."""
+    record = _identity(job) | {"success": False, "steps": None, "plans": None, "plan_ms": None, "reason": reason}
+    return record | ({"trace": trace} if trace else {})
+
+
+def make_planner(cfg: BenchConfig):
+    """The planner of ``cfg``: ``planner_factory(cfg)`` if set, else the oracle or the model of ``cfg.ckpt``."""
+    if cfg.planner_factory:
+        module, _, name = cfg.planner_factory.partition(":")
+        return getattr(importlib.import_module(module), name)(cfg)
+    if cfg.planner == "oracle":
+        from tracegen.act.planners import OraclePlanner
+
+        return OraclePlanner()
     from tracegen.act.planners import ModelPlanner
     from tracegen.model import TraceGen
 
     return ModelPlanner(TraceGen.from_pretrained(cfg.ckpt), steps=cfg.sample_steps)
+
+
+def _inline(cfg: BenchConfig, jobs: list[Job]) -> Iterator[dict]:
+    """Records of ``jobs`` run in this process, in order."""
+    runner = EpisodeRunner(cfg) if jobs else None
+    try:
+        for job in jobs:
+            yield runner.run(job)
+    finally:
+        if runner is not None:
+            runner.close()
+
+
+# ------------------------------------------------------------------------------------------- worker processes
+
+_WORKER: dict = {}  # in a worker process: its EpisodeRunner, or the error that kept it from being made
+
+
+def _init_worker(cfg: BenchConfig) -> None:
+    """A worker's set-up: the planner (a model loaded once) and one torch thread (if the planner uses torch: the
+    oracle does not import it). An error here must not kill the process (the pool would count it as a dead
+    worker): it is kept and raised by :func:`_run_job`."""
+    try:
+        _WORKER["runner"] = EpisodeRunner(cfg)
+    except Exception as e:  # noqa: BLE001 -- raised again with every job, in the parent
+        _WORKER["error"] = f"{type(e).__name__}: {e}"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _run_job(job: Job) -> dict:
+    if "runner" not in _WORKER:
+        raise RuntimeError(f"a bench worker could not set up its planner: {_WORKER.get('error')}")
+    return _WORKER["runner"].run(job)
+
+
+def _pooled(cfg: BenchConfig, jobs: list[Job]) -> Iterator[dict]:
+    """Records of ``jobs`` as they finish, from ``cfg.workers`` spawned processes (a new pool after one dies)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    queue, suspects = deque(jobs), deque()
+    while queue or suspects:
+        pool = ProcessPoolExecutor(
+            min(cfg.workers, len(queue) + len(suspects)),
+            mp_context=mp.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(cfg,),
+        )
+        try:
+            yield from _drain(pool, queue, suspects, cfg.workers + 1)
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+
+def _drain(pool, queue: deque[Job], suspects: deque[Job], window: int) -> Iterator[dict]:
+    """Run ``queue`` through ``pool`` (at most ``window`` jobs submitted at once, in order) until both deques are
+    empty or the pool breaks. ``suspects`` (in flight when a pool broke) run first, one at a time and alone: one
+    whose process dies then is a failure; the jobs in flight when the pool breaks otherwise become suspects."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    in_flight: dict = {}  # future -> job
+    while queue or suspects or in_flight:
+        alone = bool(suspects)  # (in_flight is empty whenever suspects wait: they come in only with a new pool)
+        for job in [suspects.popleft()] if alone else _take(queue, window - len(in_flight)):
+            in_flight[pool.submit(_run_job, job)] = job
+        finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        broken = False
+        for future in finished:
+            job = in_flight.pop(future)
+            try:
+                yield future.result()
+            except BrokenProcessPool as e:
+                broken = True
+                if alone:
+                    yield failure_record(job, f"error: worker process died ({type(e).__name__}: {e})")
+                else:
+                    suspects.append(job)
+        if broken:
+            suspects.extend(in_flight.values())
+            return
+
+
+def _take(queue: deque[Job], n: int) -> list[Job]:
+    return [queue.popleft() for _ in range(min(len(queue), n))]
 
 
 def read_log(path: Path) -> list[dict]:
