@@ -78,10 +78,21 @@ def test_bench_metaworld_oracle_and_a_model_slice(tmp_path):
     assert oracle["episodes"] == 1 and oracle["overall_success"] == 1.0
     TraceGen(preset("tiny")).save_pretrained(tmp_path / "warm")  # an untrained model: the loop runs, and fails
     tracegen("bench", "metaworld", "--protocol", "avdc", "--ckpt", tmp_path / "warm", "--tasks", "door-open",
-             "--cameras", "corner3", "--seeds", 1, "--max-replans", 1, "--json", tmp_path / "part.json")
+             "--cameras", "corner3", "--seeds", 1, "--max-replans", 1, "--guidance", 2, "--restore-speed",
+             "--json", tmp_path / "part.json")
     part = json.loads((tmp_path / "part.json").read_text())
     assert part["episodes"] == 1 and part["per_task"]["door-open"] == {"corner3": "0/1"}
+    assert part["planner_settings"] == {"sample_steps": None, "guidance": 2.0, "restore_speed": True}
     assert (tmp_path / "part.episodes.jsonl").read_text().count("\n") == 1
+
+    agreement = [sys.executable, str(ROOT / "benchmarks" / "plan_agreement.py"), "--ckpt", str(tmp_path / "warm"),
+                 "--tasks", "door-close", "--cameras", "corner", "--seeds", "1", "--restore-speed",
+                 "--json", str(tmp_path / "agree.json")]
+    out = subprocess.run(agreement, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "door-close" in out.stdout and "overall" in out.stdout
+    overall = json.loads((tmp_path / "agree.json").read_text())["overall"]
+    assert overall["episodes"] == 1 and overall["oracle_cm"] > 1.0  # the expert's first plan moves the effector
 
 
 def test_executor_ablation_script():

@@ -211,6 +211,10 @@ def bench_metaworld(
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Only the first N evaluation seeds."),
     max_replans: int = typer.Option(40, "--max-replans", min=0),
     steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps per plan (model planner)."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (model planner; default: its own)."),
+    restore_speed: bool = typer.Option(
+        False, "--restore-speed", help="Model planner: moving steps get the retargeted step length back."
+    ),
     workers: int = typer.Option(
         1, "--workers", help="Episodes in this many processes (each loads the planner once; same results)."
     ),
@@ -231,6 +235,8 @@ def bench_metaworld(
         seeds=seeds,
         max_replans=max_replans,
         sample_steps=steps,
+        guidance=guidance,
+        restore_speed=restore_speed,
         workers=workers,
         videos=videos,
     )

@@ -66,6 +66,8 @@ class BenchConfig:
     seeds: int | None = None  # the first N evaluation seeds
     max_replans: int = 40  # the executor's budget (AVDC allowed 5 replans of 8-frame video plans)
     sample_steps: int | None = None
+    guidance: float | None = None  # classifier-free guidance of the model planner (None: the checkpoint's)
+    restore_speed: bool = False  # the model planner's moving steps get the retargeted step length back
     workers: int = 1  # processes running episodes (spawned; each loads the planner once)
     videos: int = 0  # GIFs of the first N seeds of each task x camera
     planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
@@ -218,7 +220,12 @@ def make_planner(cfg: BenchConfig):
     from tracegen.act.planners import ModelPlanner
     from tracegen.model import TraceGen
 
-    return ModelPlanner(TraceGen.from_pretrained(cfg.ckpt), steps=cfg.sample_steps)
+    return ModelPlanner(
+        TraceGen.from_pretrained(cfg.ckpt),
+        steps=cfg.sample_steps,
+        guidance=cfg.guidance,
+        restore_speed=cfg.restore_speed,
+    )
 
 
 def _inline(cfg: BenchConfig, jobs: list[Job]) -> Iterator[dict]:
@@ -340,6 +347,13 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "mean_plan_ms": round(float(np.mean(plan_ms)), 2) if plan_ms else None,
         "errors": len(errors),
         "max_replans": cfg.max_replans,
+        "planner_settings": {
+            "sample_steps": cfg.sample_steps,
+            "guidance": cfg.guidance,
+            "restore_speed": cfg.restore_speed,
+        }
+        if cfg.planner == "model"
+        else None,
         "max_steps": proto.max_steps,
         "render_hw": list(proto.render_hw),
         "wall_s": round(wall_s, 1),
