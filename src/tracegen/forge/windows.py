@@ -57,13 +57,10 @@ def window_sample(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, con
             every grid point.
     """
     H, W = ep.height, ep.width
-    uvz = np.array(uvz[:, : config.window], dtype=np.float64)
-    uvz = _fill_untracked(uvz, H, W, ep.depth[frame] if ep.depth is not None else None, config.grid)
-    if not has_depth:
-        uvz[..., 2] = 0.0
+    uvz = retarget_input(ep, frame, uvz, has_depth, config)
     if uvz.shape[1] < 2:
         return "window shorter than two frames"
-    result = retarget(uvz if has_depth else uvz[..., :2], H, W, config.retarget)
+    result = retarget(uvz, H, W, config.retarget)
     traj = result.traj if has_depth else np.concatenate([result.traj, np.zeros(result.traj.shape[:-1] + (1,))], -1)
     if config.apply_filters and (reason := official_filter_reason(traj, result.valid_steps, H, W)):
         return reason
@@ -83,6 +80,14 @@ def window_sample(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, con
         traj_2d=uvz[..., :2].astype(np.float32),
         meta=meta,
     )
+
+
+def retarget_input(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, config: WindowConfig) -> np.ndarray:
+    """What :func:`window_sample` retargets: ``uvz (N, T', 3)`` cut to ``config.window`` frames, untracked rows as
+    static points; ``(N, L, 3)`` float64, or ``(N, L, 2)`` without depth."""
+    uvz = np.array(uvz[:, : config.window], dtype=np.float64)
+    uvz = _fill_untracked(uvz, ep.height, ep.width, ep.depth[frame] if ep.depth is not None else None, config.grid)
+    return uvz if has_depth else uvz[..., :2]
 
 
 def _fill_untracked(uvz: np.ndarray, height: int, width: int, depth: np.ndarray | None, grid: int) -> np.ndarray:
