@@ -196,11 +196,15 @@ def smooth_tracks(traj: np.ndarray, sigma: float, truncate: float = 3.0) -> np.n
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     kernel /= kernel.sum()
     missing = ~np.isfinite(traj).all(-1)  # (N, T)
-    filled = _bridge_gaps(traj, missing)
+    filled, gaps = traj.copy(), missing.any(1) & ~missing.all(1)  # rows missing throughout stay as they are
+    if gaps.any():
+        filled[gaps] = _bridge_gaps(traj[gaps], missing[gaps])
     ahead = 2 * filled[:, :1] - filled[:, radius:0:-1]
     behind = 2 * filled[:, -1:] - filled[:, -2 : -radius - 2 : -1]
     extended = np.concatenate([ahead, filled, behind], axis=1)  # (N, T + 2 radius, D)
-    out = sum(w * extended[:, k : k + T] for k, w in enumerate(kernel))
+    out = kernel[0] * extended[:, :T]
+    for k in range(1, len(kernel)):
+        out += kernel[k] * extended[:, k : k + T]
     out[:, [0, -1]] = filled[:, [0, -1]]  # exact, not up to rounding
     out[missing] = traj[missing]
     return out
