@@ -201,3 +201,54 @@ def test_restore_speed_gives_a_shrunken_trace_the_retargeted_speed_and_leaves_sl
     assert np.isnan(partly[10:, :, 2]).all() and np.isfinite(partly[:10]).all()
     still = np.repeat(exact[:, :1], 5, 1)
     np.testing.assert_array_equal(tr.restore_speed(still, H, W), still)  # nothing moves: nothing changes
+
+
+def noisy_line(T=60, noise=0.8, seed=0):
+    """50 tracks at constant velocity (1.5, 0.5) px / frame, z 1 m, and the same tracks with Gaussian jitter (px)."""
+    rng = np.random.default_rng(seed)
+    clean = np.zeros((50, T, 3))
+    clean[..., 0] = 10 + 1.5 * np.arange(T)
+    clean[..., 1] = 20 + 0.5 * np.arange(T)
+    clean[..., 2] = 1.0
+    noisy = clean + rng.normal(0, noise, clean.shape) * [1, 1, 0]
+    noisy[:, 0] = clean[:, 0]  # the query point is exact
+    return clean, noisy
+
+
+def arc_px(traj):
+    """Summed frame-to-frame path length of all tracks, pixels."""
+    return np.linalg.norm(np.diff(traj[..., :2], axis=1), axis=-1).sum()
+
+
+def test_smoothing_removes_the_arc_length_jitter_adds_and_keeps_the_query_point():
+    clean, noisy = noisy_line()
+    smooth = tr.smooth_tracks(noisy, 2.0)
+    assert arc_px(noisy) > 1.2 * arc_px(clean)  # jitter inflates the arc
+    assert abs(arc_px(smooth) / arc_px(clean) - 1) < 0.03
+    np.testing.assert_array_equal(smooth[:, 0], noisy[:, 0])  # exactly, not up to rounding
+    np.testing.assert_array_equal(smooth[:, -1], noisy[:, -1])
+    assert np.abs(smooth - clean).max() < np.abs(noisy - clean).max()
+    np.testing.assert_allclose(tr.smooth_tracks(clean, 2.0), clean, atol=1e-9)  # constant velocity, ends too
+
+
+def test_smoothing_keeps_missing_samples_missing_and_bridges_them():
+    clean, _ = noisy_line(T=30)
+    given = clean.copy()
+    given[1, 10:15] = np.nan  # an occlusion
+    given[2, :3] = np.nan  # a late start
+    given[3] = np.nan  # no track at all
+    given[4, -1, 2] = np.inf  # one bad coordinate
+    out = tr.smooth_tracks(given, 2.0)
+    missing = ~np.isfinite(given).all(-1)
+    np.testing.assert_array_equal(out[missing], given[missing])  # as they were
+    np.testing.assert_allclose(out[1, ~missing[1]], clean[1, ~missing[1]], atol=1e-9)  # the line bridges the gap
+    assert np.isfinite(out[~missing]).all()
+
+
+def test_smoothing_with_sigma_zero_or_one_frame_is_the_identity():
+    _, noisy = noisy_line(T=20)
+    noisy[0, 5] = np.nan
+    np.testing.assert_array_equal(tr.smooth_tracks(noisy, 0.0), noisy)
+    np.testing.assert_array_equal(tr.smooth_tracks(noisy[:, :1], 2.0), noisy[:, :1])
+    two = tr.smooth_tracks(noisy[:, 1:3], 2.0)  # two frames: both are end points
+    np.testing.assert_array_equal(two, noisy[:, 1:3])

@@ -183,6 +183,54 @@ def _resample_at_arc(n: np.ndarray, arc: np.ndarray, speed: np.ndarray, targets:
     return n[:, idx] + alpha[None, :, None] * (n[:, idx + 1] - n[:, idx])
 
 
+def smooth_tracks(traj: np.ndarray, sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """Tracks ``(N, T, D)`` smoothed along time by a Gaussian of ``sigma`` frames, their end points anchored.
+
+    Tracker jitter adds to the summed frame-to-frame arc length that :func:`retarget` steps along; smoothing first
+    removes most of it. Each track is extended past both ends by its point reflection about the end sample
+    (``2 x_0 - x_k``): the first and last samples stay exactly where they are (the first is the query point) and
+    a constant velocity passes unchanged, ends included. A sample is missing when any coordinate is non-finite:
+    gaps are bridged linearly (held before the first and after the last valid sample) for smoothing, and missing
+    samples come back as they were. ``sigma <= 0`` returns a copy. Returns ``(N, T, D)`` float64.
+    """
+    traj = np.array(traj, dtype=np.float64)
+    T = traj.shape[1]
+    radius = min(math.ceil(truncate * sigma), T - 1)
+    if sigma <= 0 or radius < 1:
+        return traj
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    kernel /= kernel.sum()
+    missing = ~np.isfinite(traj).all(-1)  # (N, T)
+    filled, gaps = traj.copy(), missing.any(1) & ~missing.all(1)  # rows missing throughout stay as they are
+    if gaps.any():
+        filled[gaps] = _bridge_gaps(traj[gaps], missing[gaps])
+    ahead = 2 * filled[:, :1] - filled[:, radius:0:-1]
+    behind = 2 * filled[:, -1:] - filled[:, -2 : -radius - 2 : -1]
+    extended = np.concatenate([ahead, filled, behind], axis=1)  # (N, T + 2 radius, D)
+    out = kernel[0] * extended[:, :T]
+    for k in range(1, len(kernel)):
+        out += kernel[k] * extended[:, k : k + T]
+    out[:, [0, -1]] = filled[:, [0, -1]]  # exact, not up to rounding
+    out[missing] = traj[missing]
+    return out
+
+
+def _bridge_gaps(traj: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """``traj (N, T, D)`` with its ``missing (N, T)`` samples linearly interpolated between the valid samples around
+    them, held before the first and after the last; rows with no valid sample stay non-finite."""
+    T = traj.shape[1]
+    t = np.arange(T)[None]
+    prev = np.maximum.accumulate(np.where(missing, -1, t), axis=1)  # (N, T) last valid index at or before t
+    nxt = np.minimum.accumulate(np.where(missing, T, t)[:, ::-1], axis=1)[:, ::-1]  # first valid at or after t
+    prev, nxt = np.where(prev < 0, nxt, prev), np.where(nxt >= T, prev, nxt)
+    prev, nxt = np.minimum(prev, T - 1), np.minimum(nxt, T - 1)  # rows with no valid sample: any index
+    rows = np.arange(len(traj))[:, None]
+    span = np.maximum(nxt - prev, 1)
+    a = np.where(nxt > prev, (t - prev) / span, 0.0)[..., None]  # (N, T, 1); 0 at valid and held samples
+    with np.errstate(invalid="ignore"):
+        return traj[rows, prev] * (1 - a) + traj[rows, nxt] * a
+
+
 def forward_fill(traj: np.ndarray, valid_steps: np.ndarray) -> np.ndarray:
     """Replace every step after the last valid one by the last valid point (``traj (N, S, D)``, ``valid (S,)``)."""
     valid_steps = np.asarray(valid_steps, dtype=bool)

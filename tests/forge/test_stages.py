@@ -30,6 +30,7 @@ from tracegen.forge.tracker import ForgeTracker, LKTracker
 from tracegen.forge.windows import (
     WindowConfig,
     Windows,
+    gt_samples,
     resample_frames,
     retarget_frames,
     robust_speeds,
@@ -197,6 +198,31 @@ def test_windows_give_retargeted_filtered_samples():
     assert s.traj.shape == (400, 128, 3) and s.has_depth and s.num_valid > 3
     assert s.meta["query_frame"] == 5 and s.meta["episode_id"] == "panel"
     np.testing.assert_allclose(s.traj[:, 0, :2], grid_points(72, 96), atol=1e-6)
+
+
+def jittered_clip(ep, px: float, seed: int = 0) -> Clip:
+    """A compensated clip of ``ep`` whose only window (query frame 0) is the exact ground truth plus tracker-like
+    jitter of ``px`` pixels (the query points themselves exact)."""
+    uvz, _ = ep.gt_reference_tracks(0)
+    noise = np.random.default_rng(seed).normal(0, px, uvz.shape) * [1, 1, 0]
+    noise[:, 0] = 0
+    N, L = uvz.shape[:2]
+    tracks = Tracks(np.array([0]), uvz[None, ..., :2], np.ones((1, N, L), bool), np.array([L]), np.zeros((1, N, L, 3)))
+    return clip_of(ep, tracks=tracks, reference=[uvz + noise])
+
+
+def test_tracked_windows_are_smoothed_before_retargeting_and_exact_ones_never():
+    ep = synthetic_episode(T=40, speed=0.02)
+    exact = gt_samples(ep, WindowConfig(smooth_frames=0.0))[0][0]
+    np.testing.assert_array_equal(gt_samples(ep, WindowConfig(smooth_frames=5.0))[0][0].traj, exact.traj)
+    steps = {}
+    for sigma in (0.0, 2.0):
+        clip = Windows(WindowConfig(smooth_frames=sigma), trim_static=False).process(jittered_clip(ep, 0.3))
+        sample = next(s for s in clip.samples if s.meta["query_frame"] == 0)
+        np.testing.assert_array_equal(sample.traj[:, 0, :2], exact.traj[:, 0, :2])  # the query points, exactly
+        steps[sigma] = sample.num_valid
+    assert steps[0.0] >= 2 * exact.num_valid  # jitter: each step covers half the true motion or less
+    assert abs(steps[2.0] - exact.num_valid) <= 0.15 * exact.num_valid
 
 
 def test_without_depth_the_traces_are_2d_only():

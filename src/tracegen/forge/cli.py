@@ -57,6 +57,10 @@ class Captioner(StrEnum):
     vlm = "vlm"
 
 
+SMOOTH_OPTION = typer.Option(2.0, min=0.0, help="Gaussian sigma (frames) smoothing tracked windows along time "
+                             "before speed retargeting, against tracker jitter; 0 = off.")
+
+
 def parse_episodes(text: str | None) -> tuple[int, ...] | None:
     """``"0,2,5-7"`` -> (0, 2, 5, 6, 7)."""
     if not text:
@@ -74,7 +78,8 @@ def parse_episodes(text: str | None) -> tuple[int, ...] | None:
 def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, weights: Path | None, stride: int,
                  max_frames: int, max_size: int, camera_key: str | None, episodes: str | None,
                  depth_path: Path | None, depth_png_scale: float, intrinsics: Path | None, scan_depth: int,
-                 captioner: Captioner = Captioner.none, query_every: int = 5, window: int = 128, grid: int = 20):
+                 captioner: Captioner = Captioner.none, query_every: int = 5, window: int = 128, grid: int = 20,
+                 smooth_frames: float = 2.0):
     """A :class:`~tracegen.forge.config.ForgeConfig` from command-line values; bad values -> BadParameter."""
     from tracegen.forge.config import (
         CameraConfig,
@@ -96,7 +101,7 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
             camera=CameraConfig(kind=camera.value, weights=w),
             depth=DepthConfig(kind=depth.value, weights=w),
             tracker=TrackerConfig(kind=tracker.value, weights=w),
-            window=WindowConfig(grid=grid, query_every=query_every, window=window),
+            window=WindowConfig(grid=grid, query_every=query_every, window=window, smooth_frames=smooth_frames),
             language=LanguageConfig(captioner=captioner.value, weights=w),
         )
     except ValueError as e:
@@ -156,6 +161,7 @@ def forge(
     max_size: int = typer.Option(518, min=16, help="Resize so the longest side is at most this (pixels)."),
     query_every: int = typer.Option(5, min=1, help="A query frame every N frames."),
     window: int = typer.Option(128, min=2, help="Frames per window (query frame included)."),
+    smooth_frames: float = SMOOTH_OPTION,
     camera_key: str | None = typer.Option(None, help="LeRobot: camera feature (default: the first video)."),
     episodes: str | None = typer.Option(None, help="LeRobot: episode indices, e.g. 0,2,5-7 (default: all)."),
     depth_path: Path | None = typer.Option(None, exists=True, help="Videos/frames: aligned depth (16-bit PNG folder "
@@ -174,7 +180,8 @@ def forge(
     from tracegen.forge.runners import run
 
     cfg = build_config(camera, depth, tracker, weights, stride, max_frames, max_size, camera_key, episodes,
-                       depth_path, depth_png_scale, intrinsics, scan_depth, captioner, query_every, window)
+                       depth_path, depth_png_scale, intrinsics, scan_depth, captioner, query_every, window,
+                       smooth_frames=smooth_frames)
     check_ready(cfg, runner)
     items = _discover(src, cfg)
     try:
@@ -199,6 +206,7 @@ def forge_eval(
     baseline: bool = typer.Option(True, help="Also run plain Lucas-Kanade for comparison."),
     throughput: bool = typer.Option(True, help="Also time `forge` itself with --workers processes (clips_per_min)."),
     workers: int = typer.Option(2, min=1, help="Processes of the throughput run."),
+    smooth_frames: float = SMOOTH_OPTION,
     weights: Path | None = typer.Option(None),
     progress: bool = typer.Option(True),
 ) -> None:
@@ -206,7 +214,8 @@ def forge_eval(
     from tracegen.forge.evaluate import CLIP_FRAMES, evaluate
     from tracegen.forge.runners import run
 
-    cfg = build_config(camera, depth, tracker, weights, 1, 100000, 100000, None, None, None, 10000.0, None, 1)
+    cfg = build_config(camera, depth, tracker, weights, 1, 100000, 100000, None, None, None, 10000.0, None, 1,
+                       smooth_frames=smooth_frames)
     check_ready(cfg)
     items = [i for i in _discover(episodes_dir, cfg) if i.kind == "episode" and (not match or match in i.name)]
     items = items[:limit] if limit else items

@@ -33,7 +33,7 @@ from tracegen.forge.config import ForgeConfig
 from tracegen.forge.pipeline import Pipeline
 from tracegen.forge.sources import SourceItem, load_clip
 from tracegen.forge.tracker import LKTracker
-from tracegen.forge.windows import _fill_untracked, resample_frames, retarget_frames, sanitize_window
+from tracegen.forge.windows import resample_frames, retarget_frames, retarget_input, tracked_window
 from tracegen.geometry import invert_rigid, umeyama, unproject, world_to_pixels
 from tracegen.traces import world_to_reference
 
@@ -200,9 +200,8 @@ def _trace_errors(clip: Clip, truth: _Truth, cfg: ForgeConfig, acc: Accumulator)
         if w is None:
             continue
         _, ref_gt, vis, moving = w
-        est_time, _ = sanitize_window(clip.reference[q], sample.has_depth)
-        est_time = _fill_untracked(est_time, H, W, clip.depth[f] if clip.depth is not None else None, cfg.window.grid)
-        traj = est_time if sample.has_depth else est_time[..., :2]
+        est_time, _ = tracked_window(clip.reference[q], sample.has_depth, cfg.window)
+        traj = retarget_input(clip, f, est_time, sample.has_depth, cfg.window)
         frames, count = retarget_frames(traj, H, W, cfg.window.retarget)
         gt_steps = resample_frames(ref_gt, frames)  # (N, S, 3)
         est_steps = sample.traj[:, :count].astype(np.float64)

@@ -6,8 +6,10 @@ official sample filters, and package the observation, trace and instructions as 
 
 TraceForge's ``windows`` stage (:class:`Windows`) wraps it: it first drops query frames in the clip's leading and
 trailing static spans (a motion-magnitude filter on the compensated tracks) and degenerate windows (most points
-non-finite or behind the camera), and counts every dropped window by reason. :func:`retarget_frames` exposes the
-fractional frames retargeting resamples at, so evaluation can resample the ground truth at the same times.
+non-finite or behind the camera), and counts every dropped window by reason; the tracked windows it keeps are
+smoothed along time (``WindowConfig.smooth_frames``) so that tracker jitter does not inflate the arc length that
+retargeting steps along. :func:`retarget_frames` exposes the fractional frames retargeting resamples at, so
+evaluation can resample the ground truth at the same times.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import numpy as np
 from tracegen.forge.clip import StatelessStage
 from tracegen.io.episode import Episode
 from tracegen.io.trace_dataset import TraceSample
-from tracegen.traces import DEFAULT_GRID, RetargetConfig, official_filter_reason, retarget, static_grid
+from tracegen.traces import (
+    DEFAULT_GRID,
+    RetargetConfig,
+    official_filter_reason,
+    retarget,
+    smooth_tracks,
+    static_grid,
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,8 @@ class WindowConfig:
     window: int = 128  # frames followed after each query frame (including it)
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
     apply_filters: bool = True  # the official sample filters (valid steps > 3, some track moving > 0.1)
+    smooth_frames: float = 2.0  # TraceForge's tracked windows only: Gaussian sigma (frames) along time before
+    # retargeting, so tracker jitter does not inflate the arc length (0 = off); exact ground truth is never smoothed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,13 +57,10 @@ def window_sample(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, con
             every grid point.
     """
     H, W = ep.height, ep.width
-    uvz = np.array(uvz[:, : config.window], dtype=np.float64)
-    uvz = _fill_untracked(uvz, H, W, ep.depth[frame] if ep.depth is not None else None, config.grid)
-    if not has_depth:
-        uvz[..., 2] = 0.0
+    uvz = retarget_input(ep, frame, uvz, has_depth, config)
     if uvz.shape[1] < 2:
         return "window shorter than two frames"
-    result = retarget(uvz if has_depth else uvz[..., :2], H, W, config.retarget)
+    result = retarget(uvz, H, W, config.retarget)
     traj = result.traj if has_depth else np.concatenate([result.traj, np.zeros(result.traj.shape[:-1] + (1,))], -1)
     if config.apply_filters and (reason := official_filter_reason(traj, result.valid_steps, H, W)):
         return reason
@@ -72,6 +80,14 @@ def window_sample(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, con
         traj_2d=uvz[..., :2].astype(np.float32),
         meta=meta,
     )
+
+
+def retarget_input(ep: Episode, frame: int, uvz: np.ndarray, has_depth: bool, config: WindowConfig) -> np.ndarray:
+    """What :func:`window_sample` retargets: ``uvz (N, T', 3)`` cut to ``config.window`` frames, untracked rows as
+    static points; ``(N, L, 3)`` float64, or ``(N, L, 2)`` without depth."""
+    uvz = np.array(uvz[:, : config.window], dtype=np.float64)
+    uvz = _fill_untracked(uvz, ep.height, ep.width, ep.depth[frame] if ep.depth is not None else None, config.grid)
+    return uvz if has_depth else uvz[..., :2]
 
 
 def _fill_untracked(uvz: np.ndarray, height: int, width: int, depth: np.ndarray | None, grid: int) -> np.ndarray:
@@ -144,6 +160,19 @@ def sanitize_window(uvz: np.ndarray, has_depth: bool) -> tuple[np.ndarray, float
     return uvz, float(lost.sum() / max(tracked.sum(), 1))
 
 
+def tracked_window(uvz: np.ndarray, has_depth: bool, config: WindowConfig) -> tuple[np.ndarray, float]:
+    """A tracker's reference-camera window ``(N, L, 3)`` as TraceForge retargets it: sanitised
+    (:func:`sanitize_window`), cut to ``config.window`` frames and smoothed along time by ``config.smooth_frames``
+    (:func:`tracegen.traces.smooth_tracks`). Returns the window and the fraction of tracked rows lost."""
+    uvz, lost = sanitize_window(uvz[:, : config.window], has_depth)
+    return smooth_tracks(uvz, config.smooth_frames), lost
+
+
+def clip_has_depth(clip) -> bool:
+    """Whether a compensated clip's traces are 3D: metric depth and world points from the tracker."""
+    return clip.depth is not None and clip.depth_metric and clip.tracks.world is not None
+
+
 class Windows(StatelessStage):
     """Stage ``windows``: reference-camera tracks -> retargeted, filtered triplets (``clip.samples``), with every
     dropped window counted by reason in ``clip.dropped``."""
@@ -156,27 +185,35 @@ class Windows(StatelessStage):
         self.static_speed, self.max_invalid_fraction = static_speed, max_invalid_fraction
 
     def process(self, clip):
-        has_depth = clip.depth is not None and clip.depth_metric and clip.tracks.world is not None
+        has_depth = clip_has_depth(clip)
+        for _, f, uvz in self.candidates(clip):
+            out = window_sample(clip, f, uvz, has_depth, self.window)
+            if isinstance(out, str):
+                clip.dropped[out.split(" (")[0]] += 1
+            else:
+                clip.samples.append(out)
+        return clip
+
+    def candidates(self, clip) -> list[tuple[int, int, np.ndarray]]:
+        """``(q, frame, uvz)`` of every window that is neither in a static span nor degenerate, ``uvz`` as
+        :func:`tracked_window` gives it; the others are counted in ``clip.dropped``."""
         queries = clip.tracks.query_frames
         drop_static = np.zeros(len(queries), bool)
         if self.trim_static:
             speed = robust_speeds(clip.reference, queries, clip.num_frames, self.window.retarget.top_fraction)
             threshold = self.static_speed * float(np.hypot(clip.height, clip.width))
             drop_static = static_span_queries(speed, queries, threshold, self.window.query_every)
+        out, has_depth = [], clip_has_depth(clip)
         for q, f in enumerate(queries):
             if drop_static[q]:
                 clip.dropped["static span"] += 1
                 continue
-            uvz, lost = sanitize_window(clip.reference[q], has_depth)
+            uvz, lost = tracked_window(clip.reference[q], has_depth, self.window)
             if lost > self.max_invalid_fraction:
                 clip.dropped["degenerate window (most points non-finite or behind the camera)"] += 1
                 continue
-            out = window_sample(clip, int(f), uvz, has_depth, self.window)
-            if isinstance(out, str):
-                clip.dropped[out.split(" (")[0]] += 1
-            else:
-                clip.samples.append(out)
-        return clip
+            out.append((q, int(f), uvz))
+        return out
 
 
 def retarget_frames(traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig()

@@ -65,13 +65,23 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path)
 
 
+NPZ_LEVEL = 1  # zlib level of compressed .npz files: several times faster to write than zlib's default (6)
+
+
 def save_npz(path: str | Path, compress: bool = True, **arrays: np.ndarray) -> None:
-    """Write arrays to ``path`` atomically; refuses object arrays (they would need pickle to read back)."""
+    """Write arrays to ``path`` atomically; refuses object arrays (they would need pickle to read back).
+
+    numpy's ``.npz`` layout (one ``<key>.npy`` member per array, in order, zip64 headers, members dated 1980-01-01,
+    so the same arrays always give the same bytes), deflated at ``NPZ_LEVEL`` when ``compress``.
+    """
     for key, value in arrays.items():
         if np.asarray(value).dtype == object:
             raise TypeError(f"{path}: array {key!r} has dtype object; tracegen never pickles data")
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        (np.savez_compressed if compress else np.savez)(f, **arrays)
+    method, level = (zipfile.ZIP_DEFLATED, NPZ_LEVEL) if compress else (zipfile.ZIP_STORED, None)
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=method, compresslevel=level) as zf:
+        for key, value in arrays.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as member:  # a ZipInfo of the name: fixed date
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def load_npz(path: str | Path, required: tuple[str, ...] = (), skip_pickled: bool = False) -> dict[str, np.ndarray]:
