@@ -219,13 +219,11 @@ def make_planner(cfg: BenchConfig):
         return OraclePlanner()
     from tracegen.act.planners import ModelPlanner
     from tracegen.model import TraceGen
+    from tracegen.sim.instructions import instructions
 
-    return ModelPlanner(
-        TraceGen.from_pretrained(cfg.ckpt),
-        steps=cfg.sample_steps,
-        guidance=cfg.guidance,
-        restore_speed=cfg.restore_speed,
-    )
+    model, proto = TraceGen.from_pretrained(cfg.ckpt), PROTOCOLS[cfg.protocol]
+    model.embed_texts([instructions(proto.suite, t)[0] for t in proto.tasks])  # load the encoder now, not in plan 1
+    return ModelPlanner(model, cfg.sample_steps, cfg.guidance, restore_speed=cfg.restore_speed)
 
 
 def _inline(cfg: BenchConfig, jobs: list[Job]) -> Iterator[dict]:
