@@ -104,3 +104,31 @@ def test_a_dead_worker_fails_its_episode_and_the_run_goes_on(tmp_path):
         assert died or r["reason"] == "static plans"
     run_bench(cfg, False)  # resumes: nothing left to run, and the died episode is not run again
     assert len(read_log(out.with_suffix(".episodes.jsonl"))) == 2
+
+
+def test_a_runner_makes_its_planner_once_and_a_simulator_only_when_the_task_changes(tmp_path, monkeypatch):
+    import dying_planner
+    import tracegen.sim.env
+    from tracegen.bench.metaworld import EpisodeRunner, Job
+
+    made = {"planner": [], "env": []}
+
+    def counted(name, make):
+        def wrapper(*args, **kwargs):
+            made[name].append(args[1] if name == "env" else None)  # make_env(suite, task, ...): the task
+            return make(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(tracegen.sim.env, "make_env", counted("env", tracegen.sim.env.make_env))
+    monkeypatch.setattr(dying_planner, "make", counted("planner", dying_planner.make))
+    runner = EpisodeRunner(
+        BenchConfig(protocol="mini", out=str(tmp_path / "b.json"), planner_factory="dying_planner:make")
+    )
+    seeds = [s for s in range(3) if s != dying_planner.DIE_ON_SEED]  # (that seed would end this process)
+    jobs = [Job("door-close", "corner", s) for s in seeds] + [Job("button-press", "corner", seeds[0])]
+    try:
+        assert [runner.run(job)["reason"] for job in jobs] == ["static plans"] * 3
+    finally:
+        runner.close()
+    assert made == {"planner": [None], "env": ["door-close", "button-press"]}

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracegen.io.files import load_json, save_json
+from tracegen.io.files import atomic_path, load_json, save_json
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -148,7 +148,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
             bar.update(1)
     result = summarise(cfg, proto, [done[episode_key(*e)] for e in episodes], time.perf_counter() - start)
     save_json(cfg.out, result)
-    Path(cfg.out).with_suffix(".md").write_text(markdown_table(result))
+    with atomic_path(Path(cfg.out).with_suffix(".md")) as tmp:
+        tmp.write_text(markdown_table(result))
     return result
 
 
