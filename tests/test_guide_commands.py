@@ -121,3 +121,24 @@ def test_expert_benchmark_script_at_its_smallest():
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert re.search(r"total\s+1/1", out.stdout)
+
+
+def test_forge_vs_exact_script(tmp_path):
+    """Two datasets of the same windows, one with every motion halved: the script pairs them and measures 0.5."""
+    from dataclasses import replace
+
+    from tracegen.forge.windows import WindowConfig, gt_samples
+    from tracegen.io.trace_dataset import write_dataset
+
+    shards = [(f"ep{i}", gt_samples(synthetic_episode(T=30, speed=0.02, seed=i), WindowConfig())[0]) for i in range(2)]
+    halved = [(n, [replace(s, traj=s.traj[:, :1] + 0.5 * (s.traj - s.traj[:, :1])) for s in ss]) for n, ss in shards]
+    write_dataset(tmp_path / "exact", shards, grid=20, retarget={})
+    write_dataset(tmp_path / "forge", halved, grid=20, retarget={})
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "forge_vs_exact.py"), "--forge", str(tmp_path / "forge"),
+           "--exact", str(tmp_path / "exact"), "--json", str(tmp_path / "out.json")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["forge_only_windows"] == result["exact_only_windows"] == 0
+    assert result["all"]["ratio_median"] == pytest.approx(0.5, abs=1e-4)
+    assert result["episode_start"]["windows"] == 2 and result["all"]["error_px_median"] > 0
