@@ -16,10 +16,10 @@ only one of the two keeps.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
+from tracegen.io.files import save_json
 from tracegen.io.trace_dataset import TraceDataset
 
 
@@ -82,8 +82,7 @@ def main() -> None:
             f"{s['valid_steps_forge']:.0f}"
         )
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(vars(args) | result, f, indent=1)
+        save_json(args.json, vars(args) | result)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ cannot do well; this isolates the planner from the rollout's rules in seconds pe
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -27,6 +26,7 @@ from tracegen.act.executor import plan_from_trace
 from tracegen.act.planners import ModelPlanner, OraclePlanner
 from tracegen.act.rollout import RolloutConfig
 from tracegen.bench.metaworld import PROTOCOLS
+from tracegen.io.files import save_json
 from tracegen.model import TraceGen
 from tracegen.sim.env import make_env
 from tracegen.sim.instructions import instructions
@@ -39,8 +39,7 @@ def first_plans(env, planners: dict, camera: str, seed: int, instruction: str, s
     K, w2c, ee = env.intrinsics(camera), env.extrinsics(camera), env.ee_pose()[:3, 3]
     out = {}
     for name, planner in planners.items():
-        if hasattr(planner, "begin_episode"):
-            planner.begin_episode(seed)
+        planner.begin_episode(seed)
         traj = planner.plan(env, frame, K, w2c, instruction)
         out[name] = plan_from_trace(traj, K, w2c, ee, num_steps=steps + 1).positions
     return out
@@ -105,8 +104,7 @@ def main() -> None:
     print(line("overall", overall))
     if args.json:
         settings = {"ckpt": args.ckpt, "guidance": args.guidance, "restore_speed": args.restore_speed}
-        with open(args.json, "w") as f:
-            json.dump({"settings": settings, "overall": overall, "per_task": rows}, f, indent=1)
+        save_json(args.json, {"settings": settings, "overall": overall, "per_task": rows})
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
     )
     assert result["episodes"] == 2
     assert [r["seed"] for r in read_log(log)] == [0, 1]  # seed 0 was not run again
+    other = BenchConfig(protocol="mini", planner="oracle", out=str(out), seeds=2, tasks=("door-close",), max_replans=3)
+    with pytest.raises(ValueError, match="other settings .*max_replans: 40 -> 3"):
+        run_bench(other, False)  # a log of other settings is not resumed into one table
+    assert len(read_log(log)) == 2
 
 
 @pytest.mark.parametrize(

@@ -106,6 +106,34 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
 
 
+def run_settings(cfg: BenchConfig) -> dict:
+    """What decides an episode's outcome besides its task, camera and seed: the planner and its settings."""
+    model = cfg.planner == "model" and not cfg.planner_factory
+    return {
+        "protocol": cfg.protocol,
+        "planner": cfg.planner_factory or cfg.planner,
+        "checkpoint": cfg.ckpt if model else None,
+        "sample_steps": cfg.sample_steps if model else None,
+        "guidance": cfg.guidance if model else None,
+        "restore_speed": cfg.restore_speed if model else None,
+        "max_replans": cfg.max_replans,
+    }
+
+
+def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
+    """A run resumes only its own episode log: one written with other settings (``<json stem>.settings.json``
+    beside it) is refused, rather than mixed into one table. A new log gets the settings file."""
+    settings_path, settings = log_path.with_name(Path(cfg.out).stem + ".settings.json"), run_settings(cfg)
+    if settings_path.exists() and log_path.exists() and log_path.stat().st_size:
+        before = load_json(settings_path)
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            raise ValueError(f"{log_path} holds episodes run with other settings ({detail}); choose another --json "
+                             "or delete that log to start over")
+    save_json(settings_path, settings)
+
+
 def check_checkpoint(ckpt: str | None) -> None:
     """Refuse a checkpoint whose trace space is not the protocol's (20x20 grid, 32 steps)."""
     if not ckpt:
@@ -129,6 +157,7 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
 
     proto, episodes = resolve(cfg)
     log_path = Path(cfg.out).with_suffix(".episodes.jsonl")
+    check_same_run(cfg, log_path)
     done = {episode_key(r["task"], r["camera"], r["seed"]): r for r in read_log(log_path)}
     videos = set(proto.eval_seeds[: cfg.videos])
     todo = [  # task-major: a worker mostly sees one task
@@ -346,13 +375,7 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "mean_plan_ms": round(float(np.mean(plan_ms)), 2) if plan_ms else None,
         "errors": len(errors),
         "max_replans": cfg.max_replans,
-        "planner_settings": {
-            "sample_steps": cfg.sample_steps,
-            "guidance": cfg.guidance,
-            "restore_speed": cfg.restore_speed,
-        }
-        if cfg.planner == "model"
-        else None,
+        "settings": run_settings(cfg),
         "max_steps": proto.max_steps,
         "render_hw": list(proto.render_hw),
         "wall_s": round(wall_s, 1),
