@@ -113,6 +113,13 @@ def test_sim_corpus_from_a_file(tmp_path):
     tracegen("sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "corpus", "--no-progress")
     (row,) = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
     assert row["written"] == 1 and row["error"] is None
+    # the same entries with another embodiment (a cross-embodiment warm-up set); an unknown one is refused
+    tracegen("sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "hand", "--embodiment", "hand",
+             "--no-progress")
+    assert [p.name for p in (tmp_path / "hand").glob("metaworld_*")] == ["metaworld_reach_hand_corner3_s000000"]
+    bad = CliRunner().invoke(app, ["sim", "corpus", str(tmp_path / "corpus.toml"), "--out", str(tmp_path / "x"),
+                                   "--embodiment", "hnad"])
+    assert bad.exit_code != 0 and "did you mean hand" in bad.output and not (tmp_path / "x").exists()
 
 
 def test_expert_benchmark_script_at_its_smallest():

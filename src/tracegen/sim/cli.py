@@ -98,6 +98,11 @@ def corpus(
     height: Annotated[int | None, Opt(help="Override the image height.")] = None,
     width: Annotated[int | None, Opt(help="Override the image width.")] = None,
     episodes: Annotated[int | None, Opt(help="Override every entry's episode count.")] = None,
+    embodiment: Annotated[
+        str | None,
+        Opt(help="Override every entry's embodiment (robot for robosuite), e.g. the benchmark's target set "
+            "with the hand-like effector for a cross-embodiment warm-up."),
+    ] = None,
     progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
 ) -> None:
     """Build a corpus from a list of (suite, task, embodiment/robot, cameras, episodes); resumable."""
@@ -107,6 +112,7 @@ def corpus(
         DEFAULT_CORPUS,
         RecordConfig,
         build_corpus,
+        check_entries,
         expand_entries,
         load_corpus_config,
         summary_table,
@@ -122,6 +128,12 @@ def corpus(
     cfg = with_overrides(cfg, height=height, width=width)
     if episodes is not None:
         entries = [replace(e, episodes=episodes) for e in entries]
+    if embodiment is not None:
+        entries = [replace(e, embodiment=embodiment) for e in entries]
+        try:
+            check_entries(entries)
+        except ValueError as e:
+            _fail(f"--embodiment {embodiment}: {e}")
     results = build_corpus(entries, out, cfg, workers=workers, progress=progress)
     typer.echo(summary_table(results))
     (out / "corpus_summary.json").write_text(

@@ -261,9 +261,14 @@ def expand_entries(raw: Iterable[dict]) -> list[CorpusEntry]:
             raise ValueError(f"unknown corpus entry keys {sorted(item)}")
         for task in _suite_tasks(suite, tasks):
             entries.extend(CorpusEntry(suite, task, e, cameras, episodes, seed) for e in embodiments)
+    check_entries(entries)
+    return entries
+
+
+def check_entries(entries: Iterable[CorpusEntry]) -> None:
+    """Fail early (listing the valid names) for an unknown suite, task, embodiment/robot or camera."""
     for e in entries:
         _check_names(e)
-    return entries
 
 
 def _check_names(entry: CorpusEntry) -> None:
