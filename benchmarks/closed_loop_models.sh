@@ -1,50 +1,80 @@
 #!/usr/bin/env bash
-# The closed-loop experiment of issue #6 with learned planners: pretrained + warm-up vs scratch, on the AVDC
-# protocol (11 tasks x corner/corner2/corner3, 240 x 320 renders), through the `tracegen` command line.
+# The closed-loop experiment of issue #6 with learned planners, on the AVDC protocol (11 tasks x corner/corner2/
+# corner3, 240 x 320 renders), through the `tracegen` command line. Its rows, each a model trained here and benched:
 #
-#   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=600] [SCRATCH_STEPS=1000] \
-#   [SEEDS=25] [THREADS=2] bash benchmarks/closed_loop_models.sh
+#   scratch       the 165 target videos only, traces by TraceForge            (the paper's "scratch")
+#   scratch_gt    the same videos, the simulator's exact traces                (isolates TraceForge's error)
+#   warmup        pretrained on the corpus, warmed up on the TraceForge traces (the paper's headline setting)
+#   warmup_gt     pretrained, warmed up on the exact traces
+#   cross         pretrained, warmed up on the target tasks recorded with the hand-like effector instead of the
+#                 Sawyer (TraceForge traces), benched with the Sawyer         (sim analogue of human -> robot)
 #
-# REC holds the recorded episodes in three sets, as the record stage of `tracegen demo --full` writes them (this
-# script runs that stage when REC does not exist: 582 episodes, ~25 min on 2 cores):
-#   pretrain/  every Meta-World task that is NOT a benchmark task x {sawyer, floating gripper, hand} x 3 cameras
-#   target/    5 demonstrations per benchmark task x camera (165 videos, seeds >= 1000, as AVDC's)
-#   heldout/   2 more episodes per task x camera (seeds >= 1500) for trace accuracy
+#   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
+#   [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt warmup warmup_gt cross"] \
+#   bash benchmarks/closed_loop_models.sh
 #
-# Traces: the target videos go through `tracegen forge` (RGB-D, given cameras) -- the scratch and warm-up models
-# see only TraceForge's traces of the 165 videos; the pretraining corpus uses the simulator's exact traces
-# (`tracegen convert`), which saves TraceForge's ~15 min on 351 more videos. Evaluation seeds 0..SEEDS-1 (the
-# protocol's 25 by default); `tracegen bench` resumes a killed run from its per-episode log.
+# REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
+# stage when REC does not exist: 582 episodes, ~25 min on 2 cores), plus the cross-embodiment set it records itself:
+#   pretrain/    every Meta-World task that is NOT a benchmark task x {sawyer, floating gripper, hand} x 3 cameras
+#   target/      5 demonstrations per benchmark task x camera (165 videos, seeds >= 1000, as AVDC's)
+#   heldout/     2 more episodes per task x camera (seeds >= 1500) for trace accuracy
+#   cross_hand/  target/'s corpus with the hand-like effector (`tracegen sim corpus --embodiment hand`)
+#
+# The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
+# its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
+# Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
+# protocol's 25 by default). Every step resumes: a finished one is skipped, a killed training run continues from
+# its last checkpoint, a killed bench from its per-episode log.
 set -euo pipefail
 REC=${REC:-runs/full/record}
 OUT=${OUT:-runs/closed_loop}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
-WARMUP_STEPS=${WARMUP_STEPS:-600}
-SCRATCH_STEPS=${SCRATCH_STEPS:-1000}
+WARMUP_STEPS=${WARMUP_STEPS:-1000}
+SCRATCH_STEPS=${SCRATCH_STEPS:-3000}
 SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
+WORKERS=${WORKERS:-2}
+ROWS=${ROWS:-scratch scratch_gt warmup warmup_gt cross}
 TG=${TG:-tracegen}
 mkdir -p "$OUT"
 
-if [ ! -d "$REC" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
+if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
   python -c "from tracegen.demo.config import make_config; from tracegen.demo.run import run_demo; \
 run_demo(make_config('full', out='$(dirname "$REC")', stages=['record']))"
 fi
+[ -f "$REC/cross_hand/corpus_summary.json" ] || \
+  $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
 
-[ -d "$OUT/traces/target" ] || $TG forge "$REC/target" --out "$OUT/traces/target" --camera given --workers 2
-[ -d "$OUT/traces/pretrain" ] || $TG convert "$REC/pretrain" "$OUT/traces/pretrain" --to tracegen
-[ -d "$OUT/traces/heldout" ] || $TG convert "$REC/heldout" "$OUT/traces/heldout" --to tracegen
+traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
+  [ -d "$OUT/traces/$1" ] && return
+  if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS"
+  else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
+}
+traces target target forge
+traces target_gt target exact
+traces cross_hand cross_hand forge
+traces pretrain pretrain exact
+traces heldout heldout exact
 
 train() {  # $1 = run name, then `tracegen train` arguments (a killed or finished run resumes from its state)
   local name=$1; shift
-  $TG train --out "$OUT/$name" threads="$THREADS" "$@"
+  $TG train --out "$OUT/$name" threads="$THREADS" moving_weight=4 "$@"
 }
-train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS"
-train warmup --data "$OUT/traces/target" --init "$OUT/pretrained" --steps "$WARMUP_STEPS" lr=1e-4 warmup_steps=10 \
-  val_fraction=0
-train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0
-
-for run in warmup scratch; do
-  $TG eval-traces --ckpt "$OUT/$run" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$run.json" > /dev/null
-  $TG bench metaworld --protocol avdc --ckpt "$OUT/$run" --seeds "$SEEDS" --json "$OUT/bench_$run.json"
+warmup() {  # $1 = run name, $2 = trace set
+  train "$1" --data "$OUT/traces/$2" --init "$OUT/pretrained" --steps "$WARMUP_STEPS" lr=2e-4 warmup_steps=10 \
+    val_fraction=0
+}
+for row in $ROWS; do
+  case $row in
+    scratch) train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
+    scratch_gt) train scratch_gt --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
+    warmup | warmup_gt | cross)
+      train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS"
+      case $row in warmup) warmup warmup target ;; warmup_gt) warmup warmup_gt target_gt ;;
+        cross) warmup cross cross_hand ;; esac ;;
+    *) echo "unknown row $row (scratch, scratch_gt, warmup, warmup_gt, cross)" >&2; exit 2 ;;
+  esac
+  $TG eval-traces --ckpt "$OUT/$row" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$row.json" > /dev/null
+  $TG bench metaworld --protocol avdc --ckpt "$OUT/$row" --seeds "$SEEDS" --workers "$WORKERS" \
+    --json "$OUT/bench_$row.json"
 done
