@@ -6,7 +6,7 @@ import zlib
 
 import numpy as np
 
-from tracegen.io.files import load_npz, save_npz
+from tracegen.io.files import describe_changes, load_npz, save_npz
 
 
 def deflated_size(data: bytes, level: int) -> int:
@@ -41,3 +41,10 @@ def test_uncompressed_npz_is_numpys_own(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     assert (tmp_path / "u.npz").read_bytes() == buf.getvalue()
+
+
+def test_describe_changes_names_nested_added_and_removed_keys():
+    before = {"window": {"grid": 20, "smooth_frames": 2.0}, "workers": 1, "old": True}
+    after = {"window": {"grid": 20, "smooth_frames": 0.0}, "workers": 1, "new": 3}
+    assert describe_changes(before, after) == "new: None -> 3, old: True -> None, window.smooth_frames: 2.0 -> 0.0"
+    assert describe_changes(before, before) == ""

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tracegen.io.files import atomic_path, load_json, save_json
+from tracegen.io.files import atomic_path, describe_changes, load_json, save_json
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -125,10 +125,8 @@ def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
     beside it) is refused, rather than mixed into one table. A new log gets the settings file."""
     settings_path, settings = log_path.with_name(Path(cfg.out).stem + ".settings.json"), run_settings(cfg)
     if settings_path.exists() and log_path.exists() and log_path.stat().st_size:
-        before = load_json(settings_path)
-        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
-        if changed:
-            detail = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+        detail = describe_changes(load_json(settings_path), settings)
+        if detail:
             raise ValueError(f"{log_path} holds episodes run with other settings ({detail}); choose another --json "
                              "or delete that log to start over")
     save_json(settings_path, settings)

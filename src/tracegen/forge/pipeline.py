@@ -34,7 +34,7 @@ from tracegen.forge.language import Language
 from tracegen.forge.sources import SourceItem, load_clip
 from tracegen.forge.tracker import make_tracker
 from tracegen.forge.windows import Windows
-from tracegen.io.files import load_json, save_json
+from tracegen.io.files import describe_changes, load_json, save_json
 from tracegen.io.trace_dataset import create_dataset, write_shard
 
 MARKERS = Path("forge") / "episodes"
@@ -113,7 +113,9 @@ def prepare_output(out: str | Path, cfg: ForgeConfig) -> Path:
     out = Path(out)
     config_path = out / "forge_config.json"
     if config_path.exists() and load_json(config_path) != cfg.to_dict():
-        raise ValueError(f"{out} holds a run with other settings ({config_path}); use a new --out directory")
+        detail = describe_changes(load_json(config_path), cfg.to_dict())
+        raise ValueError(f"{out} holds a run with other settings ({config_path}: {detail}); use a new --out "
+                         "directory, or the same settings to resume")
     create_dataset(out, cfg.window.grid, asdict(cfg.window.retarget), created_by="tracegen forge")
     (out / MARKERS).mkdir(parents=True, exist_ok=True)
     for stale in (out / "shards").glob(".tmp-*"):  # left by a killed writer; never read

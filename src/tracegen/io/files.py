@@ -128,6 +128,24 @@ def load_json(path: str | Path) -> Any:
         raise DataError(path, f"not valid JSON: {e}") from None
 
 
+def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """``"key: old -> new, ..."`` for every setting that differs, nested keys dotted (``"window.smooth_frames"``);
+    a key missing on one side shows as None. Empty when nothing differs."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in d.items():
+            if isinstance(value, dict):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flat(before), flat(after)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys)
+
+
 def check_format(path: str | Path, meta: dict, name: str, supported: tuple[int, ...]) -> None:
     """Check a metadata dict's ``format`` name and ``format_version``."""
     if meta.get("format") != name:
