@@ -118,8 +118,9 @@ def project(X_cam: Array, K: Array) -> tuple[Array, Array]:
     z = X_cam[..., 2]
     fx, fy = K[..., 0, 0, None], K[..., 1, 1, None]
     cx, cy = K[..., 0, 2, None], K[..., 1, 2, None]
-    u = fx * X_cam[..., 0] / z + cx
-    v = fy * X_cam[..., 1] / z + cy
+    with np.errstate(divide="ignore", invalid="ignore"):  # z == 0 is documented above, not worth a warning
+        u = fx * X_cam[..., 0] / z + cx
+        v = fy * X_cam[..., 1] / z + cy
     return array_namespace(X_cam).stack([u, v], -1), z
 
 
