@@ -4,17 +4,19 @@
 #
 #   scratch       the 165 target videos only, traces by TraceForge            (the paper's "scratch")
 #   scratch_gt    the same videos, the simulator's exact traces                (isolates TraceForge's error)
+#   pretrained    pretrained on the corpus only, no warm-up: zero-shot on the unseen benchmark tasks
 #   warmup        pretrained on the corpus, warmed up on the TraceForge traces (the paper's headline setting)
 #   warmup_gt     pretrained, warmed up on the exact traces
 #   cross         pretrained, warmed up on the target tasks recorded with the hand-like effector instead of the
 #                 Sawyer (TraceForge traces), benched with the Sawyer         (sim analogue of human -> robot)
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
-#   [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt warmup warmup_gt cross"] \
+#   [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
 #   bash benchmarks/closed_loop_models.sh
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
-# stage when REC does not exist: 582 episodes, ~25 min on 2 cores), plus the cross-embodiment set it records itself:
+# stage when REC does not exist: 582 episodes, 8 min on a quiet 2-core machine, ~25 min on a busy one), plus the
+# cross-embodiment set it records itself (165 episodes, ~5 min):
 #   pretrain/    every Meta-World task that is NOT a benchmark task x {sawyer, floating gripper, hand} x 3 cameras
 #   target/      5 demonstrations per benchmark task x camera (165 videos, seeds >= 1000, as AVDC's)
 #   heldout/     2 more episodes per task x camera (seeds >= 1500) for trace accuracy
@@ -34,7 +36,7 @@ SCRATCH_STEPS=${SCRATCH_STEPS:-3000}
 SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
-ROWS=${ROWS:-scratch scratch_gt warmup warmup_gt cross}
+ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
 TG=${TG:-tracegen}
 mkdir -p "$OUT"
 
@@ -68,11 +70,11 @@ for row in $ROWS; do
   case $row in
     scratch) train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
     scratch_gt) train scratch_gt --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
-    warmup | warmup_gt | cross)
+    pretrained | warmup | warmup_gt | cross)
       train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS"
       case $row in warmup) warmup warmup target ;; warmup_gt) warmup warmup_gt target_gt ;;
-        cross) warmup cross cross_hand ;; esac ;;
-    *) echo "unknown row $row (scratch, scratch_gt, warmup, warmup_gt, cross)" >&2; exit 2 ;;
+        cross) warmup cross cross_hand ;; pretrained) ;; esac ;;
+    *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross)" >&2; exit 2 ;;
   esac
   $TG eval-traces --ckpt "$OUT/$row" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$row.json" > /dev/null
   $TG bench metaworld --protocol avdc --ckpt "$OUT/$row" --seeds "$SEEDS" --workers "$WORKERS" \
