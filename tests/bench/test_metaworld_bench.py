@@ -36,7 +36,7 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
     result = run_bench(
         BenchConfig(protocol="mini", planner="oracle", out=str(out), seeds=2, tasks=("door-close",)), False
     )
-    assert result["episodes"] == 2
+    assert result["episodes"] == 2 and result["episodes_run"] == 1  # wall_s times the one episode run now
     assert [r["seed"] for r in read_log(log)] == [0, 1]  # seed 0 was not run again
     other = BenchConfig(protocol="mini", planner="oracle", out=str(out), seeds=2, tasks=("door-close",), max_replans=3)
     with pytest.raises(ValueError, match="other settings .*max_replans: 40 -> 3"):

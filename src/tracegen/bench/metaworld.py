@@ -173,7 +173,8 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
             log.flush()
             done[episode_key(record["task"], record["camera"], record["seed"])] = record
             bar.update(1)
-    result = summarise(cfg, proto, [done[episode_key(*e)] for e in episodes], time.perf_counter() - start)
+    rows = [done[episode_key(*e)] for e in episodes]
+    result = summarise(cfg, proto, rows, time.perf_counter() - start, episodes_run=len(todo))
     save_json(cfg.out, result)
     with atomic_path(Path(cfg.out).with_suffix(".md")) as tmp:
         tmp.write_text(markdown_table(result))
@@ -352,7 +353,9 @@ def read_log(path: Path) -> list[dict]:
     return rows
 
 
-def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float) -> dict:
+def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float, episodes_run: int) -> dict:
+    """The run's JSON over every episode of ``rows``; ``wall_s`` times only the ``episodes_run`` of them this
+    invocation ran (the rest came from the log of an earlier, resumed run)."""
     per_task: dict[str, dict[str, str]] = {}
     for r in rows:
         cell = per_task.setdefault(r["task"], {}).setdefault(r["camera"], [0, 0])
@@ -377,6 +380,7 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "max_steps": proto.max_steps,
         "render_hw": list(proto.render_hw),
         "wall_s": round(wall_s, 1),
+        "episodes_run": episodes_run,
         "avdc_published_overall": AVDC_OVERALL,
     }
 
