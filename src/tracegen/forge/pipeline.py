@@ -112,8 +112,8 @@ def prepare_output(out: str | Path, cfg: ForgeConfig) -> Path:
     """
     out = Path(out)
     config_path = out / "forge_config.json"
-    if config_path.exists() and load_json(config_path) != cfg.to_dict():
-        detail = describe_changes(load_json(config_path), cfg.to_dict())
+    detail = describe_changes(load_json(config_path), cfg.to_dict()) if config_path.exists() else ""
+    if detail:
         raise ValueError(f"{out} holds a run with other settings ({config_path}: {detail}); use a new --out "
                          "directory, or the same settings to resume")
     create_dataset(out, cfg.window.grid, asdict(cfg.window.retarget), created_by="tracegen forge")
