@@ -68,3 +68,25 @@ def panel_clip(T: int = 30, H: int = 72, W: int = 96, speed: float = 1.0, hold: 
     return Clip("panel", np.repeat(frames[..., None], 3, -1), 10.0, ["slide the panel"], np.ones((T, H, W), np.float32),
                 True, np.repeat(K[None], T, 0), np.repeat(np.eye(4)[None], T, 0), camera_static=True,
                 meta={"episode_id": "panel"})
+
+
+def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128):
+    """A textured card 1 m away sliding right by 1 px per frame over a textured wall 2 m away, passing behind a
+    plain vertical bar 0.5 m away (columns 60-65): its points are hidden for 6-7 frames and reappear moved.
+    Fixed camera, focal 400 px. Returns the Clip; a card point starting at ``(u, v)`` is at ``(u + t, v)`` in
+    frame t."""
+    from tracegen.forge.clip import Clip
+    from tracegen.geometry import intrinsics
+
+    wall, card = textured(H, W, 4), textured(H, 60, 5)
+    rgb = np.empty((T, H, W), np.uint8)
+    depth = np.empty((T, H, W), np.float32)
+    for t in range(T):
+        rgb[t], depth[t] = wall, 2.0
+        lo, hi = 10 + t, min(70 + t, W)  # the card's columns
+        rgb[t, 8:56, lo:hi], depth[t, 8:56, lo:hi] = card[8:56, :hi - lo], 1.0
+        rgb[t, :, 60:66], depth[t, :, 60:66] = 128, 0.5
+    K = intrinsics(400.0, 400.0, (W - 1) / 2, (H - 1) / 2)
+    return Clip("bar", np.repeat(rgb[..., None], 3, -1), 10.0, ["slide the card"], depth, True,
+                np.repeat(K[None], T, 0), np.repeat(np.eye(4)[None], T, 0), camera_static=True,
+                meta={"episode_id": "bar"})

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from forge_data import occluder_clip, panel_clip
+from forge_data import card_behind_bar_clip, occluder_clip, panel_clip
 
 from synthetic import synthetic_episode
 from tracegen.forge.camera import GivenCamera, StaticCamera, default_intrinsics
@@ -23,6 +23,7 @@ from tracegen.forge.depth import (
     median_ratio_scale,
 )
 from tracegen.forge.evaluate import evaluate
+from tracegen.forge.flow import snap_to_surface
 from tracegen.forge.language import Language, expand_instructions, three_styles
 from tracegen.forge.learned import ModelUnavailable, locate
 from tracegen.forge.sources import discover
@@ -117,6 +118,32 @@ def test_occluded_points_are_held_and_reacquired_where_lk_latches_on():
     assert not forge.visible[0, covered, T // 2].any()  # hidden while the card covers them
     uncovered_since = on_wall & (start[:, 0] < edges[-4])  # the card left these at least three frames ago
     assert forge.visible[0, uncovered_since, -1].mean() > 0.95  # and re-acquired afterwards
+
+
+def test_snapping_returns_a_step_across_a_depth_edge_to_its_surface():
+    depth = np.full((8, 8), 2.0)
+    depth[:, 4:7] = 1.0  # a near surface over columns 4-6, the far one again in the last column
+    # just across the edge; on its surface; 2 px across; by the image border (its surface is only beyond it)
+    p = np.array([[4.2, 3.0], [3.0, 3.0], [5.0, 3.0], [6.4, 3.0]])
+    q, z, ok = snap_to_surface(depth, p, np.full(4, 2.0), 1, 0.02, 0.03)
+    np.testing.assert_allclose(q, [[3.2, 3.0], [3.0, 3.0], [5.0, 3.0], [6.4, 3.0]])
+    np.testing.assert_allclose(z[ok], 2.0)
+    assert ok.tolist() == [True, True, False, False]
+
+
+def test_an_occluder_edge_cannot_hold_a_point_visible_by_snapping():
+    """Card points sliding behind a bar: each must be hidden for a while. Snapped back onto its surface frame after
+    frame (no limit on the run), a point would wait at the bar's edge, visible, while its surface moves on."""
+    clip = card_behind_bar_clip()
+    T = clip.num_frames
+    window = WindowConfig(grid=16, window=T)
+    start = grid_points(clip.height, clip.width, 16)
+    passes = (start[:, 1] > 12) & (start[:, 1] < 52) & (start[:, 0] > 20) & (start[:, 0] < 40)  # behind, then out
+    hidden = {}
+    for run in (TrackerConfig().snap_max_run, 10**6):
+        tracks = ForgeTracker(TrackerConfig(snap_max_run=run), window).process(replace(clip)).tracks
+        hidden[run] = (~tracks.visible[0, passes]).any(1).mean()
+    assert hidden[TrackerConfig().snap_max_run] > 0.9 and hidden[10**6] < 0.5
 
 
 def test_trackers_against_exact_ground_truth(sim_dir):

@@ -79,6 +79,9 @@ class TrackerConfig:
     static_residual: float = 6.0  # moving camera: grey levels within which the anchor patch matches where the
     # point's world position projects (then the point is static in the world)
     reacquire_every: int = 2  # frames between re-acquisition attempts of occluded points
+    snap_radius: int = 1  # a step that lands just across a depth edge moves back onto its surface (pixels)...
+    snap_max_run: int = 5  # ...at most this many steps in a row (an occluder's edge would hold it)
+    surface_depth: bool = True  # a fitted point's depth is its surface's (not its own pixel's: edges flicker)
     surface_align: bool = True  # moving points with depth: their surface fitted rigidly to each frame's depth
     surface_radius: int = 18  # the surface lifted around each point: 37 x 37 pixels (masked to the point's own
     surface_stride: int = 3  # surface), every third pixel: 13 x 13 samples (more support, fewer samples than 19 x 19)

@@ -207,3 +207,26 @@ def consistent_depth(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, abs_to
     ok = support >= 0.5  # the point's own pixel is on the surface, not just a neighbour across an edge
     z = np.where(ok, (w * agree * d).sum(1) / np.maximum(support, 1e-12), nearest_depth(depth, p))
     return z, ok
+
+
+def snap_to_surface(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, radius: int, abs_tol: float,
+                    rel_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Move each point ``p (P, 2)`` by the smallest whole-pixel offset (at most ``radius`` pixels along each axis)
+    that puts it on its surface (:func:`consistent_depth` with ``z_ref (P,)``).
+
+    A point tracked to within a pixel of a depth edge may land just across it; its own surface is then beside it.
+    Returns ``(p (P, 2), z (P,), ok (P,))``: where no offset works, ``p`` is unchanged and ``ok`` False."""
+    H, W = depth.shape
+    offsets = [(du, dv) for du in range(-radius, radius + 1) for dv in range(-radius, radius + 1)]
+    offsets.sort(key=lambda o: o[0] ** 2 + o[1] ** 2)  # nearest first: (0, 0), then the 4 neighbours, the corners
+    out, z, found = p.copy(), np.zeros(len(p)), np.zeros(len(p), bool)
+    for du, dv in offsets:
+        todo = np.flatnonzero(~found)
+        if not len(todo):
+            break
+        q = p[todo] + (du, dv)
+        zq, ok = consistent_depth(depth, q, z_ref[todo], abs_tol, rel_tol)
+        ok &= (q >= 0).all(1) & (q[:, 0] <= W - 1) & (q[:, 1] <= H - 1)  # never off the image
+        hit = todo[ok]
+        out[hit], z[hit], found[hit] = q[ok], zq[ok], True
+    return out, z, found

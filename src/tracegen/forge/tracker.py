@@ -18,7 +18,10 @@ and cameras exist (2D tracks lifted with the depth map: "tracking in 3D").
    untextured parts stays with the lights as they turn, so photometry alone falls ~9 % short of every step.
 3. *Every step is checked*: the patch residual; with depth, depth consistency -- the point's own pixel must show
    its surface at its expected depth (something in front is an occluder; plain LK instead latches onto the arm
-   passing over a background point); without depth, forward-backward consistency of the dense flow.
+   passing over a background point); without depth, forward-backward consistency of the dense flow. A step that
+   lands within a pixel across a depth edge (thin gripper fingers, arm links) is *snapped* back onto its surface
+   rather than lost, at most a few steps in a row (an occluder's edge sliding over a point must not hold it).
+   The depth a fitted point keeps is its surface fit's, not its own pixel's (steadier by edges).
 4. *Occluded points* keep their last world position (re-projected into every frame, so a moving camera is
    followed) and are *re-acquired*: where the predicted position shows a surface at the predicted depth and the
    last-seen patch matches there, they are visible again; points that were moving are also searched for within
@@ -40,6 +43,7 @@ from tracegen.forge.flow import (
     nearest_depth,
     patch_offsets,
     sample_points,
+    snap_to_surface,
     template_patches,
 )
 from tracegen.forge.surface import align_surface, surface_patches
@@ -93,6 +97,7 @@ class _State:
         self.moved = np.zeros(Q * N, bool)  # it has moved in the image (else it reappears where it was hidden)
         self.tmpl_frame = self.born.copy()  # last frame the point was seen (re-acquisition template)
         self.tmpl_pos = self.pos.copy()
+        self.snaps = np.zeros(Q * N, np.int64)  # steps in a row that were snapped back onto their surface
         self.surf: _Surfaces | None = None  # geometric tracking state (with depth and cameras)
 
 
@@ -201,8 +206,9 @@ class ForgeTracker(StatelessStage):
         patches = self._patches(images, frames, p_prev, self._surface_mask(st, vis, frames, p_prev, depth))
         p1, textured, residual = align(patches, images.smooth(t)[0], p0, cfg.lk_iters)
         p1 = np.where(textured[:, None], p1, p0)  # no texture: trust the dense flow
+        z_fit = np.full(len(vis), np.nan)  # the depth of each fitted surface at its point (camera t), NaN unfitted
         if cfg.surface_align and st.surf is not None and len(vis):
-            p1 = self._align_surfaces(st, vis, p1, t, depth, K, w2c)
+            p1, z_fit = self._align_surfaces(st, vis, p1, t, depth, K, w2c)
         inside = in_image(p1, H, W)
         p1 = np.clip(p1, 0, [W - 1, H - 1])
         z_new = st.z[vis]
@@ -215,6 +221,11 @@ class ForgeTracker(StatelessStage):
             z_ref = world_to_pixels(st.world[vis], K[t], w2c[t])[:, 2] if lift else st.z[vis]  # camera t's depth
             z_ref = np.where(np.isfinite(z_ref), z_ref, st.z[vis])
             z_found, z_ok = consistent_depth(depth[t], p1, z_ref, cfg.depth_abs_tol, cfg.depth_rel_tol)
+            snapped = self._snap(st, vis, p1, z_ref, z_found, z_ok, with_z & ~z_ok & ok & inside, depth[t])
+            if cfg.surface_depth:  # the surface fit's depth is steadier than one pixel's (it cannot slip a surface)
+                fitted = np.isfinite(z_fit) & z_ok
+                fitted[snapped] = False
+                z_found = np.where(fitted, z_fit, z_found)
             ok &= z_ok | ~with_z
             z_new = np.where(with_z, z_found, 0.0)
         ok &= inside
@@ -222,6 +233,25 @@ class ForgeTracker(StatelessStage):
         st.moved[good] |= np.linalg.norm(p1[ok] - p_prev[ok], axis=1) > 0.25
         self._update(st, good, t, p1[ok], z_new[ok], K, w2c, lift)
         st.visible[lost] = False  # position: held (2D) or re-projected from the world point (3D)
+
+    def _snap(self, st: _State, vis: np.ndarray, p1: np.ndarray, z_ref: np.ndarray, z_found: np.ndarray,
+              z_ok: np.ndarray, off: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Steps of tracks ``vis`` that landed just across a depth edge (``off``) move back onto their surface
+        (:func:`snap_to_surface`; ``p1``, ``z_found`` and ``z_ok`` are updated in place). An occluder sliding over a
+        point would hold it at its edge frame after frame, so only ``snap_max_run`` steps in a row may snap.
+        Returns the positions in ``vis`` that were snapped."""
+        cfg = self.cfg
+        if cfg.snap_radius <= 0:
+            return np.zeros(0, np.int64)
+        near = np.flatnonzero(off & (st.snaps[vis] < cfg.snap_max_run))
+        p_snap, z_snap, hit = snap_to_surface(depth, p1[near], z_ref[near], cfg.snap_radius, cfg.depth_abs_tol,
+                                              cfg.depth_rel_tol)
+        near = near[hit]
+        p1[near], z_found[near], z_ok[near] = p_snap[hit], z_snap[hit], True
+        run = np.zeros(len(vis), np.int64)
+        run[near] = st.snaps[vis[near]] + 1
+        st.snaps[vis] = run
+        return near
 
     def _new_surfaces(self, st: _State, idx: np.ndarray, t: int, depth, K, w2c) -> None:
         """Lift the surface around tracks ``idx`` from frame t's depth; its pose starts at the point, unrotated."""
@@ -235,12 +265,15 @@ class ForgeTracker(StatelessStage):
         surf.offsets[idx], surf.mask[idx] = off, mask
         surf.R[idx], surf.centre[idx], surf.ready[idx] = np.eye(3), st.world[idx], True
 
-    def _align_surfaces(self, st: _State, vis: np.ndarray, p1: np.ndarray, t: int, depth, K, w2c) -> np.ndarray:
-        """The geometric step (:func:`align_surface`) of the tracks ``vis`` that have a surface."""
+    def _align_surfaces(self, st: _State, vis: np.ndarray, p1: np.ndarray, t: int, depth, K, w2c
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The geometric step (:func:`align_surface`) of the tracks ``vis`` that have a surface: their pixels
+        ``(P, 2)`` and the fitted surfaces' depths at them ``(P,)`` (NaN where nothing was fitted)."""
         cfg, surf = self.cfg, st.surf
+        z_fit = np.full(len(vis), np.nan)
         sel = np.flatnonzero(surf.ready[vis])
         if not len(sel):
-            return p1
+            return p1, z_fit
         ids = vis[sel]
         R, centre, p, ok = align_surface(depth[t], K[t], w2c[t], surf.offsets[ids], surf.mask[ids], surf.R[ids],
                                          surf.centre[ids], p1[sel], cfg.surface_prior, cfg.surface_rot_damping,
@@ -248,7 +281,8 @@ class ForgeTracker(StatelessStage):
         surf.R[ids], surf.centre[ids] = R, centre
         out = p1.copy()
         out[sel] = p
-        return out
+        z_fit[sel[ok]] = world_to_pixels(centre[ok], K[t], w2c[t])[:, 2]
+        return out, z_fit
 
     def _update(self, st: _State, idx: np.ndarray, t: int, p: np.ndarray, z: np.ndarray, K, w2c, lift: bool) -> None:
         """Tracks ``idx`` were found at ``p`` (depth ``z``) in frame t: it becomes their anchor and template."""
