@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from tracegen.io.convert import detect, trace_shards
-from tracegen.io.files import atomic_dir, load_json, save_json
+from tracegen.io.files import atomic_dir, load_json, parse_setting, save_json
 from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
 from tracegen.model.tracegen import TraceGen
@@ -343,11 +343,8 @@ def parse_overrides(tcfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     train_fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     model_fields = {f.name for f in dataclasses.fields(TraceGenConfig)}
     for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
+        key, value = parse_setting(item)
         key = key.removeprefix("model.")
-        value = json.loads(raw) if raw[:1] in "[{0123456789-" or raw in ("true", "false", "null") else raw
         if key in train_fields and key not in ("model", "data"):
             setattr(tcfg, key, value)
         elif key in model_fields:

@@ -22,9 +22,12 @@ def invoke(*args: str):
 
 
 def test_forge_and_forge_eval_on_simulated_episodes(tmp_path, sim_dir):
-    result = invoke("forge", sim_dir, "--out", tmp_path / "out", "--no-progress")
+    result = invoke("forge", sim_dir, "--out", tmp_path / "out", "--no-progress", "--set", "tracker.snap_max_run=3",
+                    "--set", "window.retarget.step=0.04")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["episodes_out"] == 1
+    saved = json.loads((tmp_path / "out" / "forge_config.json").read_text())  # the settings are the run's own
+    assert saved["tracker"]["snap_max_run"] == 3 and saved["window"]["retarget"]["step"] == 0.04
     result = invoke("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "eval.json", "--no-progress",
                     "--workers", "1")
     assert result.exit_code == 0, result.output
@@ -44,6 +47,11 @@ def test_forge_and_forge_eval_on_simulated_episodes(tmp_path, sim_dir):
         (["--depth", "vggt", "--weights", "{tmp}"], "VGGT weights not found"),
         (["--episodes", "1-x"], "--episodes must look like"),
         (["--intrinsics", "{tmp}/nope.json"], "nope.json"),
+        (["--set", "tracker.snap_radiu=0"], "did you mean tracker.snap_radius?"),
+        (["--set", "tracker.snap_radius"], "is not key=value"),
+        (["--set", "tracker.kind=telepathy"], "unknown tracker 'telepathy'"),
+        (["--set", "snap_radius=1"], "did you mean tracker.snap_radius?"),
+        (["--set", "colour=red"], "dotted names such as tracker.snap_radius"),
     ],
 )
 def test_wrong_arguments_fail_before_any_work(tmp_path, sim_dir, monkeypatch, args, message):

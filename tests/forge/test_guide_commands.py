@@ -95,3 +95,7 @@ def test_ray_runner_and_forge_eval_flags(tmp_path, sim_dir):
              "door-open", "--no-progress")
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["episodes"] == 1 and "clips_per_min" not in report and report["moving_within_4px"] is not None
+    tracegen("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "off.json", "--no-throughput", "--no-progress",
+             "--no-baseline", "--set", "tracker.snap_radius=0")
+    off = json.loads((tmp_path / "off.json").read_text())
+    assert off["config"]["tracker"]["snap_radius"] == 0 and report["config"]["tracker"]["snap_radius"] == 1

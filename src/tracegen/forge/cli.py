@@ -57,6 +57,8 @@ class Captioner(StrEnum):
     vlm = "vlm"
 
 
+SET_OPTION = typer.Option(None, "--set", help="Any setting, as a dotted key=value: --set tracker.snap_radius=0 "
+                          "(repeatable; the names are those of forge_config.json).")
 SMOOTH_OPTION = typer.Option(2.0, min=0.0, help="Gaussian sigma (frames) smoothing tracked windows along time "
                              "before speed retargeting, against tracker jitter; 0 = off.")
 
@@ -79,7 +81,7 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
                  max_frames: int, max_size: int, camera_key: str | None, episodes: str | None,
                  depth_path: Path | None, depth_png_scale: float, intrinsics: Path | None, scan_depth: int,
                  captioner: Captioner = Captioner.none, query_every: int = 5, window: int = 128, grid: int = 20,
-                 smooth_frames: float = 2.0):
+                 smooth_frames: float = 2.0, settings: list[str] | None = None):
     """A :class:`~tracegen.forge.config.ForgeConfig` from command-line values; bad values -> BadParameter."""
     from tracegen.forge.config import (
         CameraConfig,
@@ -88,12 +90,13 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
         LanguageConfig,
         SourceConfig,
         TrackerConfig,
+        with_settings,
     )
     from tracegen.forge.windows import WindowConfig
 
     w = str(weights) if weights else None
     try:
-        return ForgeConfig(
+        cfg = ForgeConfig(
             source=SourceConfig(stride=stride, max_frames=max_frames, max_size=max_size, camera_key=camera_key,
                                 episodes=parse_episodes(episodes), depth_path=str(depth_path) if depth_path else None,
                                 depth_png_scale=depth_png_scale, intrinsics=str(intrinsics) if intrinsics else None,
@@ -104,7 +107,8 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
             window=WindowConfig(grid=grid, query_every=query_every, window=window, smooth_frames=smooth_frames),
             language=LanguageConfig(captioner=captioner.value, weights=w),
         )
-    except ValueError as e:
+        return with_settings(cfg, settings or [])
+    except (ValueError, TypeError) as e:
         raise typer.BadParameter(str(e)) from None
 
 
@@ -162,6 +166,7 @@ def forge(
     query_every: int = typer.Option(5, min=1, help="A query frame every N frames."),
     window: int = typer.Option(128, min=2, help="Frames per window (query frame included)."),
     smooth_frames: float = SMOOTH_OPTION,
+    settings: list[str] | None = SET_OPTION,
     camera_key: str | None = typer.Option(None, help="LeRobot: camera feature (default: the first video)."),
     episodes: str | None = typer.Option(None, help="LeRobot: episode indices, e.g. 0,2,5-7 (default: all)."),
     depth_path: Path | None = typer.Option(None, exists=True, help="Videos/frames: aligned depth (16-bit PNG folder "
@@ -181,7 +186,7 @@ def forge(
 
     cfg = build_config(camera, depth, tracker, weights, stride, max_frames, max_size, camera_key, episodes,
                        depth_path, depth_png_scale, intrinsics, scan_depth, captioner, query_every, window,
-                       smooth_frames=smooth_frames)
+                       smooth_frames=smooth_frames, settings=settings)
     check_ready(cfg, runner)
     items = _discover(src, cfg)
     try:
@@ -207,6 +212,7 @@ def forge_eval(
     throughput: bool = typer.Option(True, help="Also time `forge` itself with --workers processes (clips_per_min)."),
     workers: int = typer.Option(2, min=1, help="Processes of the throughput run."),
     smooth_frames: float = SMOOTH_OPTION,
+    settings: list[str] | None = SET_OPTION,
     weights: Path | None = typer.Option(None),
     progress: bool = typer.Option(True),
 ) -> None:
@@ -215,7 +221,7 @@ def forge_eval(
     from tracegen.forge.runners import run
 
     cfg = build_config(camera, depth, tracker, weights, 1, 100000, 100000, None, None, None, 10000.0, None, 1,
-                       smooth_frames=smooth_frames)
+                       smooth_frames=smooth_frames, settings=settings)
     check_ready(cfg)
     items = [i for i in _discover(episodes_dir, cfg) if i.kind == "episode" and (not match or match in i.name)]
     items = items[:limit] if limit else items

@@ -146,6 +146,16 @@ def describe_changes(before: dict[str, Any], after: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys)
 
 
+def parse_setting(item: str) -> tuple[str, Any]:
+    """A ``key=value`` setting from the command line: numbers, lists and true/false/null as JSON, the rest as text.
+    Raises ValueError (naming the item) when there is no ``=``."""
+    if "=" not in item:
+        raise ValueError(f"setting {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    value = json.loads(raw) if raw[:1] in "[{0123456789-" or raw in ("true", "false", "null") else raw
+    return key.strip(), value
+
+
 def check_format(path: str | Path, meta: dict, name: str, supported: tuple[int, ...]) -> None:
     """Check a metadata dict's ``format`` name and ``format_version``."""
     if meta.get("format") != name:
