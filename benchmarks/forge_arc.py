@@ -14,7 +14,13 @@ static span, not degenerate) is compared with the exact ground truth of the same
   filters); ``kept_forge`` / ``kept_exact``: how many windows each keeps;
 * ``step_moving_px``: median (and p90) pixel distance between TraceForge's and the exact retargeted trace at the
   same step index (steps 1-32, the model's horizon), over ground-truth moving points (> 2 px within the window) --
-  the timing error that ``forge-eval`` cannot see, as it resamples the ground truth at TraceForge's own frames.
+  the timing error that ``forge-eval`` cannot see, as it resamples the ground truth at TraceForge's own frames;
+* ``arc_ratio_image``: ``arc_ratio`` with the image coordinates only (no depth): how much of the excess is depth;
+* ``static_moved_4px``: the fraction of ground-truth static points (under 1 px within the window) that
+  TraceForge moves more than 4 px (a point dragged along a surface: on a far floor seen at a grazing angle, a pixel
+  is centimetres of depth).
+
+``--match TEXT`` keeps only the episodes whose name contains TEXT.
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ class Window:
     kept_forge: bool
     kept_exact: bool
     step_err_px: np.ndarray  # (M,) pixel errors at equal step indices, moving points; empty unless both kept
+    arc_forge_image: float = 0.0  # the arcs without depth
+    arc_exact_image: float = 0.0
+    static_points: int = 0  # ground-truth static points, and how many of them TraceForge moves > 4 px
+    static_moved: int = 0
 
 
 def tracked_clip(item, cfg):
@@ -72,14 +82,23 @@ def exact_window(clip, frame: int, length: int) -> np.ndarray | None:
     return world_to_reference(X, clip.K[frame], clip.w2c[frame])
 
 
-def arc_and_steps(clip, frame: int, uvz: np.ndarray, has_depth: bool, window) -> tuple[float, int]:
-    """Total robust arc length (normalised units) of a window and its number of retargeted steps."""
+def arc_and_steps(clip, frame: int, uvz: np.ndarray, has_depth: bool, window) -> tuple[float, int, float]:
+    """Total robust arc length (normalised units) of a window, its number of retargeted steps, and the arc of its
+    image coordinates alone."""
     from tracegen.forge.windows import retarget_frames, retarget_input
     from tracegen.traces import robust_speed
 
     traj = retarget_input(clip, frame, uvz, has_depth, window)
     speed = robust_speed(traj, clip.height, clip.width, window.retarget.top_fraction)
-    return float(speed.sum()), retarget_frames(traj, clip.height, clip.width, window.retarget)[1]
+    image = robust_speed(traj[..., :2], clip.height, clip.width, window.retarget.top_fraction)
+    return float(speed.sum()), retarget_frames(traj, clip.height, clip.width, window.retarget)[1], float(image.sum())
+
+
+def displacement(uvz: np.ndarray) -> np.ndarray:
+    """``(N,)`` the farthest each track gets from its query pixel (NaN for tracks without any position)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: points without a surface
+        return np.nanmax(np.linalg.norm(uvz[..., :2] - uvz[:, :1, :2], axis=-1), axis=1)
 
 
 def compare(clip, frame: int, uvz: np.ndarray, exact: np.ndarray, has_depth: bool, window) -> Window:
@@ -91,12 +110,12 @@ def compare(clip, frame: int, uvz: np.ndarray, exact: np.ndarray, has_depth: boo
     err = np.zeros(0)
     if not isinstance(forge, str) and not isinstance(truth, str):
         k = min(forge.num_valid, truth.num_valid, HORIZON + 1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: points without a surface
-            moving = np.nanmax(np.linalg.norm(exact[..., :2] - exact[:, :1, :2], axis=-1), axis=1) > MOVING_PX
+        moving = displacement(exact) > MOVING_PX
         err = np.linalg.norm(forge.traj[moving, 1:k, :2] - truth.traj[moving, 1:k, :2], axis=-1).ravel()
+    static = displacement(exact) < 1.0
     return Window(arcs[0][0], arcs[1][0], arcs[0][1], arcs[1][1], not isinstance(forge, str),
-                  not isinstance(truth, str), err)
+                  not isinstance(truth, str), err, arcs[0][2], arcs[1][2], int(static.sum()),
+                  int((static & (displacement(uvz) > 4.0)).sum()))
 
 
 def episode_windows(clip, cfg, sigma: float) -> list[Window]:
@@ -126,6 +145,10 @@ def summary(windows: list[Window], step: float) -> dict:
         "moving_windows": len(moving),
         "arc_ratio": round(sum(w.arc_forge for w in moving) / max(sum(w.arc_exact for w in moving), 1e-12), 3),
         "arc_ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
+        "arc_ratio_image": round(sum(w.arc_forge_image for w in moving) /
+                                 max(sum(w.arc_exact_image for w in moving), 1e-12), 3),
+        "static_moved_4px": round(sum(w.static_moved for w in windows) / max(sum(w.static_points for w in windows), 1),
+                                  4),
         "kept_forge": sum(w.kept_forge for w in windows),
         "kept_exact": sum(w.kept_exact for w in windows),
         "kept_both": len(both),
@@ -143,10 +166,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=Path, required=True, help="simulated episodes (tracegen sim record)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 2.0], help="smooth_frames values")
+    parser.add_argument("--match", help="only episodes whose name contains this text")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cfg = ForgeConfig(camera=CameraConfig(kind="given"))
-    items = [i for i in discover(args.episodes, cfg.source) if i.kind == "episode"]
+    items = [i for i in discover(args.episodes, cfg.source)
+             if i.kind == "episode" and (not args.match or args.match in i.name)]
     per_sigma: dict[float, list[Window]] = {s: [] for s in args.sigmas}
     for item in items:
         clip = tracked_clip(item, cfg)
