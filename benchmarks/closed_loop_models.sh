@@ -12,7 +12,7 @@
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
 #   [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
-#   bash benchmarks/closed_loop_models.sh
+#   [FORGE_ARGS="--set tracker.surface_iters=4"] bash benchmarks/closed_loop_models.sh
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
 # stage when REC does not exist: 582 episodes, 8 min on a quiet 2-core machine, ~25 min on a busy one), plus the
@@ -38,6 +38,7 @@ THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
 ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
 TG=${TG:-tracegen}
+FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
 mkdir -p "$OUT"
 
 if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
@@ -49,7 +50,8 @@ fi
 
 traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
   [ -d "$OUT/traces/$1" ] && return
-  if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS"
+  # shellcheck disable=SC2086  # FORGE_ARGS holds several words
+  if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS" $FORGE_ARGS
   else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
 }
 traces target target forge
