@@ -158,11 +158,25 @@ def with_settings(cfg: ForgeConfig, items: list[str]) -> ForgeConfig:
         for part in path:
             node = node.get(part) if isinstance(node, dict) else None
         if not path or not isinstance(node, dict) or name not in node or isinstance(node[name], dict):
-            close = difflib.get_close_matches(key, _dotted_keys(cfg.to_dict()), n=1)
+            close = difflib.get_close_matches(key, _dotted_keys(d), n=1)
             hint = f"did you mean {close[0]}?" if close else "settings are dotted names such as tracker.snap_radius"
             raise ValueError(f"unknown setting {key!r}; {hint}")
-        node[name] = value
+        node[name] = _same_kind(key, node[name], value)
     return ForgeConfig.from_dict(d)
+
+
+def _same_kind(key: str, old: Any, value: Any) -> Any:
+    """``value`` if it is of the setting's kind (a whole number passes for a real one, a list for a tuple; a setting
+    that is None by default takes anything), else ValueError naming the setting."""
+    if old is None:
+        return value
+    kind = type(old)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    ok |= kind is float and isinstance(value, int) and not isinstance(value, bool)
+    ok |= kind in (list, tuple) and isinstance(value, list | tuple)
+    if not ok:
+        raise ValueError(f"setting {key} takes a {kind.__name__}, not {value!r}")
+    return float(value) if kind is float else value
 
 
 def _dotted_keys(d: dict[str, Any], prefix: str = "") -> list[str]:
