@@ -107,12 +107,12 @@ def compare(clip, frame: int, uvz: np.ndarray, exact: np.ndarray, has_depth: boo
 
     arcs = [arc_and_steps(clip, frame, w, has_depth, window) for w in (uvz, exact)]
     forge, truth = (window_sample(clip, frame, w, has_depth, window) for w in (uvz, exact))
-    err = np.zeros(0)
+    err, reach = np.zeros(0), displacement(exact)
     if not isinstance(forge, str) and not isinstance(truth, str):
         k = min(forge.num_valid, truth.num_valid, HORIZON + 1)
-        moving = displacement(exact) > MOVING_PX
+        moving = reach > MOVING_PX
         err = np.linalg.norm(forge.traj[moving, 1:k, :2] - truth.traj[moving, 1:k, :2], axis=-1).ravel()
-    static = displacement(exact) < 1.0
+    static = reach < 1.0
     return Window(arcs[0][0], arcs[1][0], arcs[0][1], arcs[1][1], not isinstance(forge, str),
                   not isinstance(truth, str), err, arcs[0][2], arcs[1][2], int(static.sum()),
                   int((static & (displacement(uvz) > 4.0)).sum()))

@@ -108,7 +108,7 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
             language=LanguageConfig(captioner=captioner.value, weights=w),
         )
         return with_settings(cfg, settings or [])
-    except (ValueError, TypeError) as e:
+    except ValueError as e:
         raise typer.BadParameter(str(e)) from None
 
 

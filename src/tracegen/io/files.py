@@ -152,8 +152,12 @@ def parse_setting(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ValueError(f"setting {item!r} is not key=value")
     key, raw = item.split("=", 1)
-    value = json.loads(raw) if raw[:1] in "[{0123456789-" or raw in ("true", "false", "null") else raw
-    return key.strip(), value
+    if raw[:1] in "[{0123456789-" or raw in ("true", "false", "null"):
+        try:
+            return key.strip(), json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError(f"setting {item!r}: {raw!r} is not a number, list or true/false/null") from None
+    return key.strip(), raw
 
 
 def check_format(path: str | Path, meta: dict, name: str, supported: tuple[int, ...]) -> None:
