@@ -5,8 +5,9 @@
   1.2 x the longest side, principal point at the centre). The depth map then defines the world.
 * ``colmap``: structure from motion (:mod:`tracegen.forge.sfm`) for moving cameras with unknown poses, with the
   source's intrinsics when known (else estimated). With metric sensor depth the reconstruction is scaled to
-  metres (per-frame median depth ratio) and aligned to the depth; without, world units are SfM's (traces then come
-  out 2D-only).
+  metres (per-frame median depth ratio), aligned to the depth at its sparse points, and then every frame's depth
+  map is aligned to its neighbours' (:mod:`tracegen.forge.rgbd_align`, dense point-to-plane ICP); without, world
+  units are SfM's (traces then come out 2D-only).
 * ``vggt`` / ``da3`` / ``moge``: learned estimators with local weights (:mod:`tracegen.forge.learned`).
 * ``auto``: ``given`` when the source has cameras, else ``static``.
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from tracegen.forge.clip import Clip, ClipError, StatelessStage
 from tracegen.forge.config import CameraConfig
+from tracegen.forge.rgbd_align import align_depth
 from tracegen.forge.sfm import metric_scale, refine_with_depth, run_sfm, scale_result
 from tracegen.geometry import intrinsics
 
@@ -72,9 +74,15 @@ class ColmapCamera:
         result = run_sfm(clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal,
                          cfg.colmap_seed)
         metric = clip.depth is not None and clip.depth_metric
+        w2c = result.w2c
         if metric:
             result = refine_with_depth(scale_result(result, metric_scale(result, clip.depth)), clip.depth)
-        clip.K, clip.w2c, clip.camera_static = result.K, result.w2c, False
+            w2c = result.w2c
+            if cfg.colmap_dense_align:
+                w2c, stats = align_depth(clip.depth, result.K, w2c, result.registered,
+                                          sweeps=cfg.colmap_align_sweeps)
+                clip.info.update(stats)
+        clip.K, clip.w2c, clip.camera_static = result.K, w2c, False
         clip.info.update(result.info, camera="colmap", camera_metric=metric)
         return clip
 

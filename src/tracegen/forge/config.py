@@ -49,6 +49,8 @@ class CameraConfig:
     colmap_min_registered: float = 0.6  # fail the clip when SfM registers a smaller fraction of its frames
     colmap_refine_focal: bool = True  # estimate the focal length (always when no intrinsics are known)
     colmap_seed: int = 0
+    colmap_dense_align: bool = True  # with metric depth: refine SfM's poses by aligning the depth maps (rgbd_align)
+    colmap_align_sweeps: int = 20  # Gauss-Seidel sweeps of that alignment
     weights: str | None = None  # learned estimators: folder holding the weights (else $TRACEGEN_WEIGHTS)
 
 
