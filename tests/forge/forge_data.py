@@ -70,11 +70,12 @@ def panel_clip(T: int = 30, H: int = 72, W: int = 96, speed: float = 1.0, hold: 
                 meta={"episode_id": "panel"})
 
 
-def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128):
+def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128, ridge_m: float = 0.0):
     """A textured card 1 m away sliding right by 1 px per frame over a textured wall 2 m away, passing behind a
     plain vertical bar 0.5 m away (columns 60-65): its points are hidden for 6-7 frames and reappear moved.
-    Fixed camera, focal 400 px. Returns the Clip; a card point starting at ``(u, v)`` is at ``(u + t, v)`` in
-    frame t."""
+    ``ridge_m``: the card is corrugated, ridges every 16 px this much deeper than its valleys (depth then shows
+    how it moves). Fixed camera, focal 400 px. Returns the Clip; a card point starting at ``(u, v)`` is at
+    ``(u + t, v)`` in frame t."""
     from tracegen.forge.clip import Clip
     from tracegen.geometry import intrinsics
 
@@ -84,7 +85,8 @@ def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128):
     for t in range(T):
         rgb[t], depth[t] = wall, 2.0
         lo, hi = 10 + t, min(70 + t, W)  # the card's columns
-        rgb[t, 8:56, lo:hi], depth[t, 8:56, lo:hi] = card[8:56, :hi - lo], 1.0
+        ridges = 1.0 + ridge_m * np.abs((np.arange(hi - lo) % 16) - 8) / 8  # (columns,) metres
+        rgb[t, 8:56, lo:hi], depth[t, 8:56, lo:hi] = card[8:56, :hi - lo], ridges
         rgb[t, :, 60:66], depth[t, :, 60:66] = 128, 0.5
     K = intrinsics(400.0, 400.0, (W - 1) / 2, (H - 1) / 2)
     return Clip("bar", np.repeat(rgb[..., None], 3, -1), 10.0, ["slide the card"], depth, True,

@@ -23,7 +23,9 @@ and cameras exist (2D tracks lifted with the depth map: "tracking in 3D").
    rather than lost, at most a few steps in a row (an occluder's edge sliding over a point must not hold it).
    The depth a fitted point keeps is its surface fit's, not its own pixel's (steadier by edges).
 4. *Occluded points* keep their last world position (re-projected into every frame, so a moving camera is
-   followed) and are *re-acquired*: where the predicted position shows a surface at the predicted depth and the
+   followed), and where enough of their surface is still in view, follow its fit to the depth (the geometric
+   step without a new photometric position: a finger behind the other finger moves on with the hand). They are
+   *re-acquired*: where the predicted position shows a surface at the predicted depth and the
    last-seen patch matches there, they are visible again; points that were moving are also searched for within
    ``REACQUIRE_RADIUS`` pixels.
 """
@@ -141,7 +143,7 @@ class ForgeTracker(StatelessStage):
                 self._step(st, images, active[st.visible[active]], t, depth, K, w2c, lift, same_camera)
                 hidden = active[~st.visible[active]]
                 if lift:
-                    self._predict_hidden(st, hidden, t, K, w2c)
+                    self._predict_hidden(st, hidden, t, depth, K, w2c)
                 if len(hidden) and t % cfg.reacquire_every == 0:
                     self._reacquire(st, images, hidden, t, depth, K, w2c, lift, same_camera)
             for q in np.flatnonzero((queries <= t) & (t < queries + lengths)):  # record frame t of each window
@@ -337,12 +339,26 @@ class ForgeTracker(StatelessStage):
         uvz = np.concatenate([st.pos[with_z], st.z[with_z, None]], 1)
         st.world[with_z] = pixels_to_world(uvz, K[t], w2c[t])
 
-    def _predict_hidden(self, st: _State, hidden: np.ndarray, t: int, K, w2c) -> None:
-        """Hidden points with a world position are re-projected into frame t (held static in the world)."""
+    def _predict_hidden(self, st: _State, hidden: np.ndarray, t: int, depth, K, w2c) -> None:
+        """Hidden points with a world position are re-projected into frame t (held static in the world), then
+        follow their surface where enough of it is in view (the geometric step with the held position as its
+        photometric prior: what the depth leaves free stays put). A point is hidden when its own pixel fails, but
+        its 37 x 37 px surface is mostly still seen: a gripper finger behind the other one, a link half covered."""
         idx = hidden[st.has_z[hidden]]
-        if len(idx):
-            uvz = world_to_pixels(st.world[idx], K[t], w2c[t])
-            st.pos[idx], st.z[idx] = uvz[:, :2], uvz[:, 2]
+        if not len(idx):
+            return
+        uvz = world_to_pixels(st.world[idx], K[t], w2c[t])
+        st.pos[idx], st.z[idx] = uvz[:, :2], uvz[:, 2]
+        if not self.cfg.hidden_surface or st.surf is None:
+            return
+        carry = idx[st.surf.ready[idx] & np.isfinite(uvz[:, :2]).all(1)]
+        if not len(carry):
+            return
+        p, z_fit = self._align_surfaces(st, carry, st.pos[carry], t, depth, K, w2c)
+        fitted = np.isfinite(z_fit)
+        ids = carry[fitted]
+        st.pos[ids], st.z[ids] = p[fitted], z_fit[fitted]
+        st.world[ids] = st.surf.centre[ids]
 
     def _reacquire(self, st: _State, images: ClipImages, hidden: np.ndarray, t: int, depth, K, w2c,
                    lift: bool, static_camera: bool) -> None:
