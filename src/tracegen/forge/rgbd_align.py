@@ -14,8 +14,8 @@ point ``Q`` and normal ``n`` at that pixel; one Gauss--Newton step on the point-
 frame's pose while the others hold still. Pixels at depth edges are never paired (their normals are meaningless).
 
 Why not one joint Gauss--Newton step over all poses: on the benchmark it reached lower residuals but worse poses
-(0.07 deg median against 0.02 with the same pairs), sliding along what a table-top scene barely constrains (a turn about the table's
-normal); the per-frame steps, each from a pose SfM already placed, do not.
+(0.07 deg median against 0.02 with the same pairs), sliding along what a table-top scene barely constrains (a turn
+about the table's normal); the per-frame steps, each from a pose SfM already placed, do not.
 """
 
 from __future__ import annotations
@@ -70,9 +70,12 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
 
     No frame is held: the poses are free up to a common rigid motion, which the traces (relative to each window's
     query camera) do not see; holding one frame would make the rest of the clip follow its error only slowly.
-    The sweeps run to a fixed count: convergence is geometric (a tenth of the error every ~5 sweeps) until the
+    The sweeps run to a fixed count: convergence is geometric (a tenth of the error every few sweeps) until the
     whole clip drifts together by ~1e-5 per sweep, which nothing measures."""
     T = len(depth)
+    if depth.ndim != 3 or K.shape != (T, 3, 3) or np.shape(w2c) != (T, 4, 4):
+        raise ValueError(f"align_depth needs depth (T, H, W), K (T, 3, 3) and w2c (T, 4, 4); got {depth.shape}, "
+                         f"{K.shape} and {np.shape(w2c)}")
     frames = [surface(depth[t], K[t], stride) for t in range(T)]
     c2w = invert_rigid(np.asarray(w2c, np.float64))
     refs = [[t + s * o for s in (-1, 1) for o in neighbours if 0 <= t + s * o < T] for t in range(T)]
