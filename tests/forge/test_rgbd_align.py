@@ -5,6 +5,7 @@ a centimetre off, as SfM leaves them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tracegen.forge.rgbd_align import align_depth
 from tracegen.geometry import intrinsics, invert_rigid, look_at, make_rigid
@@ -107,4 +108,22 @@ def test_a_clip_without_any_depth_is_left_as_it_was():
     start = orbit(4)
     w2c, stats = align_depth(np.zeros((4, H, W)), np.repeat(K[None], 4, 0), start)
     np.testing.assert_allclose(w2c, start, atol=1e-12)
-    assert stats == {"icp_residual_mm_before": None, "icp_residual_mm_after": None}
+    assert stats == {"icp_residual_mm_before": None, "icp_residual_mm_after": None, "icp_kept_start": False}
+
+
+def test_short_clips_nan_depth_and_no_registered_frame_are_handled():
+    truth = orbit(16)[:2]
+    depth = np.stack([render_depth(w, np.array([0.3, 0.3, 0.25])) for w in truth])
+    depth[0, :10] = np.nan  # a sensor's missing rows
+    start = perturb(truth, deg=0.3, metres=0.005, seed=3)
+    w2c, stats = align_depth(depth, np.repeat(K[None], 2, 0), start, known=np.zeros(2, bool))
+    rot, trans = relative_errors(w2c, truth)
+    assert np.isfinite(w2c).all() and rot.max() < 0.05 and trans.max() < 0.001
+    assert stats["icp_kept_start"] is False
+    one, _ = align_depth(depth[:1], K[None], start[:1])
+    np.testing.assert_allclose(one, start[:1], atol=1e-12)  # nothing to align a single frame to
+
+
+def test_inputs_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match="known"):
+        align_depth(np.ones((3, H, W)), np.repeat(K[None], 3, 0), orbit(3), known=np.ones(2, bool))

@@ -74,14 +74,12 @@ class ColmapCamera:
         result = run_sfm(clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal,
                          cfg.colmap_seed)
         metric = clip.depth is not None and clip.depth_metric
-        w2c = result.w2c
         if metric:
             result = refine_with_depth(scale_result(result, metric_scale(result, clip.depth)), clip.depth)
-            w2c = result.w2c
-            if cfg.colmap_dense_align:
-                w2c, stats = align_depth(clip.depth, result.K, w2c, result.registered,
-                                          sweeps=cfg.colmap_align_sweeps)
-                clip.info.update(stats)
+        w2c = result.w2c
+        if metric and cfg.colmap_dense_align:
+            w2c, stats = align_depth(clip.depth, result.K, w2c, result.registered, sweeps=cfg.colmap_align_sweeps)
+            clip.info.update(stats)
         clip.K, clip.w2c, clip.camera_static = result.K, w2c, False
         clip.info.update(result.info, camera="colmap", camera_metric=metric)
         return clip

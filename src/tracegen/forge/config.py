@@ -90,8 +90,8 @@ class TrackerConfig:
     surface_stride: int = 3  # surface), every third pixel: 13 x 13 samples (more support, fewer samples than 19 x 19)
     surface_prior: float = 2e-4  # metres of depth residual worth one pixel off the photometric position
     surface_rot_damping: float = 2e-3
-    hidden_surface: bool = True  # hidden points follow their surface's fit to the depth (88.8 -> 90.1 % within 4 px)
     surface_iters: int = 8  # Gauss-Newton iterations of the geometric step (4: 88.1 %, 8: 88.8 % within 4 px)
+    hidden_surface: bool = True  # hidden points follow their surface's fit to the depth (88.8 -> 90.1 % within 4 px)
     weights: str | None = None  # learned trackers
 
 

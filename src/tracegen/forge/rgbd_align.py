@@ -32,8 +32,9 @@ NEIGHBOURS = (1, 4, 16, 48)  # each frame is aligned to the frames this many ste
 
 @dataclass
 class _Frame:
-    """One frame's surface: points ``P (H, W, 3)`` and unit normals ``N (H, W, 3)`` in its camera, ``ok (H, W)``
-    where both are usable, and the sampled points ``samples (n, 3)`` it contributes as the moving side."""
+    """One frame's surface: points ``P (H, W, 3)`` metres and unit normals ``N (H, W, 3)`` in its camera (float32:
+    long, large clips stay in memory), ``ok (H, W)`` where both are usable, and the sampled points ``samples (n, 3)``
+    (float64) it contributes as the moving side."""
 
     P: np.ndarray
     N: np.ndarray
@@ -41,7 +42,7 @@ class _Frame:
     samples: np.ndarray
 
 
-def surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: float = 0.02) -> _Frame:
+def _frame_surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: float = 0.02) -> _Frame:
     """The :class:`_Frame` of ``depth (H, W)`` metres; pixels next to a relative depth jump > ``edge_rel`` are
     left out."""
     H, W = depth.shape
@@ -57,7 +58,7 @@ def surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: float = 0.0
     ok[[0, -1]] = ok[:, [0, -1]] = False  # normals need both neighbours
     grid = np.zeros((H, W), bool)
     grid[stride // 2::stride, stride // 2::stride] = True
-    return _Frame(P, N, ok, P[grid & ok])
+    return _Frame(P.astype(np.float32), N.astype(np.float32), ok, P[grid & ok])
 
 
 def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.ndarray | None = None,
@@ -66,17 +67,20 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
     """Refined ``w2c (T, 4, 4)`` for ``depth (T, H, W)`` metres with intrinsics ``K (T, 3, 3)``, starting from
     ``w2c``. ``known (T,)``: frames whose starting pose is measured (SfM registered them); the frames before the
     first and after the last known one are first tracked from their neighbour (odometry), because held poses can
-    be degrees off. Returns the poses and the median point-to-plane residual in mm before and after.
+    be degrees off. Returns the poses and statistics: the median point-to-plane residual in mm before the sweeps
+    (after that odometry) and after them. Should the sweeps not lower it, the starting poses are returned
+    (``icp_kept_start``).
 
     No frame is held: the poses are free up to a common rigid motion, which the traces (relative to each window's
     query camera) do not see; holding one frame would make the rest of the clip follow its error only slowly.
     The sweeps run to a fixed count: convergence is geometric (a tenth of the error every few sweeps) until the
     whole clip drifts together by ~1e-5 per sweep, which nothing measures."""
     T = len(depth)
-    if depth.ndim != 3 or K.shape != (T, 3, 3) or np.shape(w2c) != (T, 4, 4):
-        raise ValueError(f"align_depth needs depth (T, H, W), K (T, 3, 3) and w2c (T, 4, 4); got {depth.shape}, "
-                         f"{K.shape} and {np.shape(w2c)}")
-    frames = [surface(depth[t], K[t], stride) for t in range(T)]
+    if depth.ndim != 3 or T == 0 or K.shape != (T, 3, 3) or np.shape(w2c) != (T, 4, 4) or (
+            known is not None and np.shape(known) != (T,)):
+        raise ValueError(f"align_depth needs depth (T, H, W) with T >= 1, K (T, 3, 3), w2c (T, 4, 4) and known (T,); "
+                         f"got {depth.shape}, {K.shape}, {np.shape(w2c)} and {np.shape(known)}")
+    frames = [_frame_surface(depth[t], K[t], stride) for t in range(T)]
     c2w = invert_rigid(np.asarray(w2c, np.float64))
     refs = [[t + s * o for s in (-1, 1) for o in neighbours if 0 <= t + s * o < T] for t in range(T)]
     known = np.ones(T, bool) if known is None or not np.any(known) else np.asarray(known, bool)
@@ -97,8 +101,10 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
             delta, _ = _frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)
             c2w[t] = c2w[t] @ delta
     after = _median_residual(frames, K, c2w, refs, max_pair_m, scale_m)
-    stats = {"icp_residual_mm_before": before, "icp_residual_mm_after": after}
-    return invert_rigid(c2w), {k: round(1000 * v, 4) if np.isfinite(v) else None for k, v in stats.items()}
+    kept = bool(np.isfinite(before) and not after < before)  # no better (or diverged): keep what we were given
+    stats = {k: round(1000 * v, 4) if np.isfinite(v) else None
+             for k, v in {"icp_residual_mm_before": before, "icp_residual_mm_after": after}.items()}
+    return (np.asarray(w2c, np.float64).copy() if kept else invert_rigid(c2w)), {**stats, "icp_kept_start": kept}
 
 
 def _frame_step(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, refs: list[int], max_pair_m: float,
@@ -115,12 +121,15 @@ def _frame_step(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, re
         H6 += (J * w[:, None]).T @ J
         g6 += (J * w[:, None]).T @ res
         residuals.append(np.abs(res))
-    if not residuals or np.linalg.cond(H6) > 1e12:
+    if not residuals or not np.isfinite(H6).all() or np.trace(H6) <= 0:
         return np.eye(4), float("nan")
-    return _exp_se3(-np.linalg.solve(H6, g6)), float(np.median(np.concatenate(residuals)))
+    # a whisker of damping: directions the depth leaves free (a plane's slide) get no step, the others theirs
+    step = -np.linalg.solve(H6 + 1e-9 * np.trace(H6) * np.eye(6), g6)
+    return _exp_se3(step), float(np.median(np.concatenate(residuals)))
 
 
-def _median_residual(frames, K, c2w, refs, max_pair_m: float, scale_m: float) -> float:
+def _median_residual(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, refs: list[list[int]], max_pair_m: float,
+                     scale_m: float) -> float:
     """The median over frames of each frame's median absolute residual (metres; NaN when no frame pairs up)."""
     medians = np.array([_frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)[1] for t in range(len(frames))])
     return float(np.median(medians[np.isfinite(medians)])) if np.isfinite(medians).any() else float("nan")
@@ -143,11 +152,12 @@ def _pair_terms(frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, ma
     ci, ri = c[idx].astype(int), r[idx].astype(int)
     keep = ref.ok[ri, ci]
     idx, ci, ri = idx[keep], ci[keep], ri[keep]
-    diff = X[idx] - ref.P[ri, ci]
+    diff = X[idx] - ref.P[ri, ci]  # float64 - float32 -> float64
     close = np.linalg.norm(diff, axis=1) < max_pair_m
     idx, n, diff = idx[close], ref.N[ri[close], ci[close]], diff[close]
     if len(idx) < 12:
         return None
+    n = n.astype(np.float64)
     n_frame = n @ R  # the normals in frame's camera
     return (n * diff).sum(1), np.concatenate([np.cross(P[idx], n_frame), n_frame], 1)
 

@@ -24,7 +24,7 @@ and cameras exist (2D tracks lifted with the depth map: "tracking in 3D").
    The depth a fitted point keeps is its surface fit's, not its own pixel's (steadier by edges).
 4. *Occluded points* keep their last world position (re-projected into every frame, so a moving camera is
    followed), and where enough of their surface is still in view, follow its fit to the depth (the geometric
-   step without a new photometric position: a finger behind the other finger moves on with the hand). They are
+   step with no photometric position of its own: a finger behind the other finger moves on with the hand). They are
    *re-acquired*: where the predicted position shows a surface at the predicted depth and the
    last-seen patch matches there, they are visible again; points that were moving are also searched for within
    ``REACQUIRE_RADIUS`` pixels.
@@ -341,9 +341,10 @@ class ForgeTracker(StatelessStage):
 
     def _predict_hidden(self, st: _State, hidden: np.ndarray, t: int, depth, K, w2c) -> None:
         """Hidden points with a world position are re-projected into frame t (held static in the world), then
-        follow their surface where enough of it is in view (the geometric step with the held position as its
-        photometric prior: what the depth leaves free stays put). A point is hidden when its own pixel fails, but
-        its 37 x 37 px surface is mostly still seen: a gripper finger behind the other one, a link half covered."""
+        follow their surface's fit to the depth wherever :func:`align_surface` accepts it (at least 8 of its
+        samples in view), with the re-projected position as the photometric prior: what the depth leaves free
+        stays where the previous frame left it. A point is hidden when its own pixel fails, while much of its
+        37 x 37 px surface is often still seen: a gripper finger behind the other one, a link half covered."""
         idx = hidden[st.has_z[hidden]]
         if not len(idx):
             return
@@ -357,6 +358,7 @@ class ForgeTracker(StatelessStage):
         p, z_fit = self._align_surfaces(st, carry, st.pos[carry], t, depth, K, w2c)
         fitted = np.isfinite(z_fit)
         ids = carry[fitted]
+        st.moved[ids] |= np.linalg.norm(p[fitted] - st.pos[ids], axis=1) > 0.25  # re-acquisition searches around it
         st.pos[ids], st.z[ids] = p[fitted], z_fit[fitted]
         st.world[ids] = st.surf.centre[ids]
 
