@@ -47,22 +47,29 @@ def depth_normals(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
 
 
+def neighbour_jump(depth: np.ndarray) -> np.ndarray:
+    """``(H, W)`` the largest absolute depth difference of each pixel to its 4-neighbours (NaN neighbours ignored)."""
+    d = np.asarray(depth)
+    H, W = d.shape
+    pad = np.pad(d, 1, mode="edge")
+    jump = np.zeros((H, W), d.dtype)
+    for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
+        jump = np.fmax(jump, np.abs(pad[dy:dy + H, dx:dx + W] - d))
+    return jump
+
+
 def edge_mask(depth: np.ndarray, K: np.ndarray, rel_tol: float = 0.08, normal_deg: float = 15.0) -> np.ndarray:
     """``(H, W)`` True at pixels that are both a depth edge (relative jump > ``rel_tol`` to a 4-neighbour) and a
     normal edge (angle > ``normal_deg`` to a 4-neighbour's normal)."""
     d = depth.astype(np.float32)
     n = depth_normals(d, K)
-    pad_d = np.pad(d, 1, mode="edge")
     pad_n = np.pad(n, ((1, 1), (1, 1), (0, 0)), mode="edge")
     cos_max = np.cos(np.radians(normal_deg))
     H, W = d.shape
-    depth_edge = np.zeros((H, W), bool)
     normal_edge = np.zeros((H, W), bool)
     for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
-        nd = pad_d[dy:dy + H, dx:dx + W]
-        nn = pad_n[dy:dy + H, dx:dx + W]
-        depth_edge |= np.abs(nd - d) > rel_tol * np.maximum(d, 1e-6)
-        normal_edge |= (nn * n).sum(-1) < cos_max
+        normal_edge |= (pad_n[dy:dy + H, dx:dx + W] * n).sum(-1) < cos_max
+    depth_edge = neighbour_jump(d) > rel_tol * np.maximum(d, 1e-6)
     return depth_edge & normal_edge & (d > 0)
 
 

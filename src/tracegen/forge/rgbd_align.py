@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from tracegen.forge.depth import depth_normals
-from tracegen.geometry import invert_rigid
+from tracegen.forge.depth import depth_normals, neighbour_jump
+from tracegen.geometry import invert_rigid, project, transform_points, unproject
 
 NEIGHBOURS = (1, 4, 16, 48)  # each frame is aligned to the frames this many steps before and after it
 
@@ -48,13 +49,9 @@ def _frame_surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: floa
     H, W = depth.shape
     d = depth.astype(np.float64)
     v, u = np.mgrid[0:H, 0:W]
-    P = np.stack([(u - K[0, 2]) * d / K[0, 0], (v - K[1, 2]) * d / K[1, 1], d], -1)
+    P = unproject(np.stack([u, v], -1).reshape(-1, 2), d.reshape(-1), K).reshape(H, W, 3)
     N = depth_normals(d, K).astype(np.float64)
-    pad = np.pad(d, 1, mode="edge")
-    jump = np.zeros((H, W))
-    for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
-        jump = np.maximum(jump, np.abs(pad[dy:dy + H, dx:dx + W] - d))
-    ok = (d > 0) & np.isfinite(d) & (jump <= edge_rel * np.maximum(d, 1e-6)) & (np.abs(N).sum(-1) > 0)
+    ok = (d > 0) & np.isfinite(d) & (neighbour_jump(d) <= edge_rel * np.maximum(d, 1e-6)) & (np.abs(N).sum(-1) > 0)
     ok[[0, -1]] = ok[:, [0, -1]] = False  # normals need both neighbours
     grid = np.zeros((H, W), bool)
     grid[stride // 2::stride, stride // 2::stride] = True
@@ -142,13 +139,12 @@ def _pair_terms(frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, ma
     ``(omega, v)`` right-multiplied onto its camera-to-world); None when fewer than 12 points pair up."""
     P = frame.samples
     R = M[:3, :3]
-    X = P @ R.T + M[:3, 3]
+    X = transform_points(M, P)  # (n, 3) in ref's camera
     h, w = ref.ok.shape
-    z = np.where(X[:, 2] > 1e-6, X[:, 2], np.nan)
+    uv, z = project(X, K_ref)
+    c, r = np.rint(uv[:, 0]), np.rint(uv[:, 1])
     with np.errstate(invalid="ignore"):
-        c = np.rint(K_ref[0, 0] * X[:, 0] / z + K_ref[0, 2])
-        r = np.rint(K_ref[1, 1] * X[:, 1] / z + K_ref[1, 2])
-        idx = np.flatnonzero((c >= 0) & (c < w) & (r >= 0) & (r < h))
+        idx = np.flatnonzero((z > 1e-6) & (c >= 0) & (c < w) & (r >= 0) & (r < h))
     ci, ri = c[idx].astype(int), r[idx].astype(int)
     keep = ref.ok[ri, ci]
     idx, ci, ri = idx[keep], ci[keep], ri[keep]
@@ -163,15 +159,8 @@ def _pair_terms(frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, ma
 
 
 def _exp_se3(xi: np.ndarray) -> np.ndarray:
-    """The rigid motion ``(4, 4)`` of a small twist ``xi = (omega, v)`` (rotation by Rodrigues, translation v)."""
-    omega, v = xi[:3], xi[3:]
-    angle = float(np.linalg.norm(omega))
-    k = np.array([[0, -omega[2], omega[1]], [omega[2], 0, -omega[0]], [-omega[1], omega[0], 0]])
-    if angle < 1e-12:
-        R = np.eye(3) + k
-    else:
-        R = np.eye(3) + np.sin(angle) / angle * k + (1 - np.cos(angle)) / angle**2 * k @ k
+    """The rigid motion ``(4, 4)`` of a small twist ``xi = (omega, v)``: rotation vector omega, translation v."""
     out = np.eye(4)
-    out[:3, :3], out[:3, 3] = R, v
+    out[:3, :3], out[:3, 3] = cv2.Rodrigues(np.asarray(xi[:3], np.float64))[0], xi[3:]
     return out
 
