@@ -217,12 +217,19 @@ def _trace_errors(clip: Clip, truth: _Truth, cfg: ForgeConfig, acc: Accumulator)
             acc.err3d_moving.add(e[ok & moving[:, None]])
 
 
-def _camera_errors(clip: Clip, gt_w2c: np.ndarray, acc: Accumulator) -> dict:
-    est_c2w, gt_c2w = invert_rigid(clip.w2c), invert_rigid(gt_w2c)
-    rel_est = np.einsum("ij,tjk->tik", clip.w2c[0, :3, :3], est_c2w[:, :3, :3])  # R_0 R_t^T: rotation to frame 0
+def rotation_errors_deg(w2c: np.ndarray, gt_w2c: np.ndarray) -> np.ndarray:
+    """``(T,)`` degrees: per frame, the angle between the estimated and the true rotation from that frame's camera
+    to frame 0's (gauge-free: a common rotation of all estimated cameras costs nothing)."""
+    est_c2w, gt_c2w = invert_rigid(w2c), invert_rigid(gt_w2c)
+    rel_est = np.einsum("ij,tjk->tik", w2c[0, :3, :3], est_c2w[:, :3, :3])  # R_0 R_t^T: rotation to frame 0
     rel_gt = np.einsum("ij,tjk->tik", gt_w2c[0, :3, :3], gt_c2w[:, :3, :3])
     diff = np.einsum("tji,tjk->tik", rel_est, rel_gt)
-    rot = np.degrees(np.arccos(np.clip((np.trace(diff, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    return np.degrees(np.arccos(np.clip((np.trace(diff, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+
+
+def _camera_errors(clip: Clip, gt_w2c: np.ndarray, acc: Accumulator) -> dict:
+    est_c2w, gt_c2w = invert_rigid(clip.w2c), invert_rigid(gt_w2c)
+    rot = rotation_errors_deg(clip.w2c, gt_w2c)
     acc.rot_deg.add(rot)
     out = {"camera_rot_deg_median": round(float(np.median(rot)), 3), "camera_rot_deg_max": round(float(rot.max()), 3)}
     ce, cg = est_c2w[:, :3, 3], gt_c2w[:, :3, 3]
