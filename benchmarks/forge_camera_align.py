@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tracegen.forge.camera import sfm_cameras
 from tracegen.forge.config import ForgeConfig
 from tracegen.forge.evaluate import rotation_errors_deg
 from tracegen.forge.rgbd_align import align_depth
-from tracegen.forge.sfm import metric_scale, refine_with_depth, run_sfm, scale_result
 from tracegen.forge.sources import discover, load_clip
 
 
@@ -38,9 +38,7 @@ def main() -> None:
     for item in discover(args.episodes, cfg.source):
         clip = load_clip(item, cfg.source, keep_gt=True)
         start = time.perf_counter()
-        sfm = run_sfm(clip.rgb, clip.K[0], cam.colmap_max_images, cam.colmap_min_registered, cam.colmap_refine_focal,
-                      cam.colmap_seed)
-        sfm = refine_with_depth(scale_result(sfm, metric_scale(sfm, clip.depth)), clip.depth)
+        sfm, _ = sfm_cameras(clip, cam)
         middle = time.perf_counter()
         aligned, stats = align_depth(clip.depth, sfm.K, sfm.w2c, sfm.registered, sweeps=cam.colmap_align_sweeps)
         end = time.perf_counter()

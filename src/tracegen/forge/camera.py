@@ -19,7 +19,7 @@ import numpy as np
 from tracegen.forge.clip import Clip, ClipError, StatelessStage
 from tracegen.forge.config import CameraConfig
 from tracegen.forge.rgbd_align import align_depth
-from tracegen.forge.sfm import metric_scale, refine_with_depth, run_sfm, scale_result
+from tracegen.forge.sfm import SfMResult, metric_scale, refine_with_depth, run_sfm, scale_result
 from tracegen.geometry import intrinsics
 
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's default focal length for unknown cameras, times the longest image side
@@ -70,12 +70,7 @@ class ColmapCamera:
 
     def process(self, clip: Clip) -> Clip:
         cfg = self.cfg
-        K = clip.K[0] if clip.K is not None else None
-        result = run_sfm(clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal,
-                         cfg.colmap_seed)
-        metric = clip.depth is not None and clip.depth_metric
-        if metric:
-            result = refine_with_depth(scale_result(result, metric_scale(result, clip.depth)), clip.depth)
+        result, metric = sfm_cameras(clip, cfg)
         w2c = result.w2c
         if metric and cfg.colmap_dense_align:
             w2c, stats = align_depth(clip.depth, result.K, w2c, result.registered, sweeps=cfg.colmap_align_sweeps)
@@ -83,6 +78,18 @@ class ColmapCamera:
         clip.K, clip.w2c, clip.camera_static = result.K, w2c, False
         clip.info.update(result.info, camera="colmap", camera_metric=metric)
         return clip
+
+
+def sfm_cameras(clip: Clip, cfg: CameraConfig) -> tuple[SfMResult, bool]:
+    """SfM's cameras of ``clip`` (with its intrinsics when known) and whether they are metric: with metric depth
+    they are scaled to metres and aligned to the depth at their sparse points (the dense alignment comes after)."""
+    K = clip.K[0] if clip.K is not None else None
+    result = run_sfm(clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal,
+                     cfg.colmap_seed)
+    metric = clip.depth is not None and clip.depth_metric
+    if metric:
+        result = refine_with_depth(scale_result(result, metric_scale(result, clip.depth)), clip.depth)
+    return result, metric
 
 
 class AutoCamera(StatelessStage):

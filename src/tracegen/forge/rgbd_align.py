@@ -50,7 +50,7 @@ def _frame_surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: floa
     d = depth.astype(np.float64)
     v, u = np.mgrid[0:H, 0:W]
     P = unproject(np.stack([u, v], -1).reshape(-1, 2), d.reshape(-1), K).reshape(H, W, 3)
-    N = depth_normals(d, K).astype(np.float64)
+    N = depth_normals(d, K)
     ok = (d > 0) & np.isfinite(d) & (neighbour_jump(d) <= edge_rel * np.maximum(d, 1e-6)) & (np.abs(N).sum(-1) > 0)
     ok[[0, -1]] = ok[:, [0, -1]] = False  # normals need both neighbours
     grid = np.zeros((H, W), bool)
@@ -64,9 +64,9 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
     """Refined ``w2c (T, 4, 4)`` for ``depth (T, H, W)`` metres with intrinsics ``K (T, 3, 3)``, starting from
     ``w2c``. ``known (T,)``: frames whose starting pose is measured (SfM registered them); the frames before the
     first and after the last known one are first tracked from their neighbour (odometry), because held poses can
-    be degrees off. Returns the poses and statistics: the median point-to-plane residual in mm before the sweeps
-    (after that odometry) and after them. Should the sweeps not lower it, the starting poses are returned
-    (``icp_kept_start``).
+    be degrees off. Returns the poses and statistics: the median point-to-plane residual in mm met by the first
+    sweep and by the last (each frame's, before its step). Should the sweeps not lower it, the starting poses are
+    returned (``icp_kept_start``).
 
     No frame is held: the poses are free up to a common rigid motion, which the traces (relative to each window's
     query camera) do not see; holding one frame would make the rest of the clip follow its error only slowly.
@@ -92,12 +92,13 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
                                    max_pair_m, scale_m)
             c2w[t] = c2w[t] @ delta
         ready[t] = True
-    before = _median_residual(frames, K, c2w, refs, max_pair_m, scale_m)
-    for _ in range(sweeps):
+    medians = np.full((max(sweeps, 1), T), np.nan)  # (sweep, frame) median absolute residual, metres
+    for sweep in range(sweeps):
         for t in range(T):
-            delta, _ = _frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)
+            delta, medians[sweep, t] = _frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)
             c2w[t] = c2w[t] @ delta
-    after = _median_residual(frames, K, c2w, refs, max_pair_m, scale_m)
+    before, after = (float(np.median(m[np.isfinite(m)])) if np.isfinite(m).any() else float("nan")
+                     for m in (medians[0], medians[-1]))
     kept = bool(np.isfinite(before) and not after < before)  # no better (or diverged): keep what we were given
     stats = {k: round(1000 * v, 4) if np.isfinite(v) else None
              for k, v in {"icp_residual_mm_before": before, "icp_residual_mm_after": after}.items()}
@@ -123,13 +124,6 @@ def _frame_step(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, re
     # a whisker of damping: directions the depth leaves free (a plane's slide) get no step, the others theirs
     step = -np.linalg.solve(H6 + 1e-9 * np.trace(H6) * np.eye(6), g6)
     return _exp_se3(step), float(np.median(np.concatenate(residuals)))
-
-
-def _median_residual(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, refs: list[list[int]], max_pair_m: float,
-                     scale_m: float) -> float:
-    """The median over frames of each frame's median absolute residual (metres; NaN when no frame pairs up)."""
-    medians = np.array([_frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)[1] for t in range(len(frames))])
-    return float(np.median(medians[np.isfinite(medians)])) if np.isfinite(medians).any() else float("nan")
 
 
 def _pair_terms(frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, max_pair_m: float
