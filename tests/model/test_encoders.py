@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tracegen.model import TraceGen, flow, preset
+from tracegen.model.decoder import PointHead
 from tracegen.model.encoders import sample_at_grid
 from tracegen.traces import grid_points
 
@@ -57,9 +58,27 @@ def test_presets_have_point_features_and_older_checkpoints_load_without_them(tmp
     assert preset("default").point_features == 32 and preset("paper").point_features == 0
     old = TraceGen(preset("tiny", grid=4, horizon=8, point_features=0)).save_pretrained(tmp_path / "old")
     meta = json.loads((old / "config.json").read_text())
-    del meta["model"]["point_features"]  # as written before point features existed
+    del meta["model"]["point_features"], meta["model"]["target"], meta["model"]["offset_scale"]  # as written before
     (old / "config.json").write_text(json.dumps(meta))
     assert TraceGen.from_pretrained(old).cfg.point_features == 0
+    assert TraceGen.from_pretrained(old).cfg.target == "increments"  # as written before offsets existed
+
+
+def test_offsets_are_the_running_sum_of_valid_increments_and_invert_on_the_valid_steps():
+    torch.manual_seed(0)
+    inc = torch.rand(2, 5, 8, 3) * 2 - 1
+    mask = torch.ones_like(inc, dtype=torch.bool)
+    mask[0, :, 6:] = False  # the first sample's last two steps are invalid: its offsets hold
+    off = flow.to_offsets(inc, mask, 4.0)
+    torch.testing.assert_close(off[0, :, 6:], off[0, :, 5:6].expand(-1, 2, -1))
+    back = flow.from_offsets(off, 4.0)
+    torch.testing.assert_close(back[mask], inc[mask])
+    assert (back[~mask] == 0).all()
+    model = TraceGen(preset("tiny", grid=4, horizon=8, offset_scale=2.0))
+    inc, mask = inc[:, :4].repeat(1, 4, 1, 1), mask[:, :4].repeat(1, 4, 1, 1)  # (2, 16, 8, 3): the tiny grid's points
+    torch.testing.assert_close(model.from_target(model.to_target(inc, mask))[mask], inc[mask])
+    with pytest.raises(ValueError, match="target"):
+        preset("tiny", target="positions")
 
 
 def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():
@@ -67,7 +86,7 @@ def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():
     mask = torch.tensor([True, True, True, False]).view(1, 1, 4, 1).expand(1, 1, 4, 3)
     np.testing.assert_array_equal(flow.path(inc, mask)[0, 0, :, 0].numpy(), [1, 3, 6, 6])
     torch.manual_seed(0)
-    model = TraceGen(preset("tiny", grid=4, horizon=8))
+    model = TraceGen(preset("tiny", grid=4, horizon=8, target="increments"))
     batch = tiny_batch(torch.rand(2, 16, 8, 3) * 0.2)
     plain = model.loss(batch, torch.Generator().manual_seed(1))
     model.cfg.path_loss = 1.0
@@ -77,12 +96,14 @@ def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():
 
 def test_the_loss_measured_on_x0_weights_every_flow_time_alike():
     torch.manual_seed(0)
-    model = TraceGen(preset("tiny", grid=4, horizon=8, loss_space="x0"))
     x0 = torch.rand(2, 16, 8, 3) * 0.2
     batch = tiny_batch(x0)
-    # the zero-initialised decoder predicts x0 = 0: the x0 loss is the data's mean square, whatever the times drawn
-    for seed in (1, 2):
-        torch.testing.assert_close(model.loss(batch, torch.Generator().manual_seed(seed)), (x0**2).mean())
+    offsets = torch.cumsum(x0, 2) / 4.0
+    # the zero-initialised decoder predicts a zero target: the x0 loss is the target's mean square, whatever the times
+    for target, expected in (("increments", (x0**2).mean()), ("offsets", (offsets**2).mean())):
+        model = TraceGen(preset("tiny", grid=4, horizon=8, loss_space="x0", target=target, offset_scale=4.0))
+        for seed in (1, 2):
+            torch.testing.assert_close(model.loss(batch, torch.Generator().manual_seed(seed)), expected)
     with pytest.raises(ValueError, match="loss_space"):
         preset("tiny", loss_space="eps")
 
@@ -99,7 +120,7 @@ def test_moving_weight_counts_the_moving_points_more():
     losses = {}
     for w in (0.0, 3.0):
         torch.manual_seed(0)
-        model = TraceGen(preset("tiny", grid=4, horizon=8, moving_weight=w))
+        model = TraceGen(preset("tiny", grid=4, horizon=8, moving_weight=w, target="increments"))
         losses[w] = model.loss(batch, torch.Generator().manual_seed(1)).item()
     entries = 16 * 8 * 3
     expected = {w: ((1 + w) * 8 * 0.25 + 8 * 0.0025) / (entries + w * 8 * 3) for w in (0.0, 3.0)}
@@ -117,3 +138,22 @@ def test_point_features_read_the_same_numbers_as_grid_sample_everywhere():
         v, u = torch.meshgrid(coords, coords, indexing="ij")
         ref = torch.nn.functional.grid_sample(m, torch.stack([u, v], -1).expand(2, G, G, 2), align_corners=False)
         torch.testing.assert_close(sample_at_grid([m], G, size), ref.flatten(2).transpose(1, 2), atol=1e-5, rtol=0)
+
+
+def test_the_point_head_gives_each_point_its_own_output_and_starts_at_zero():
+    cfg = preset("tiny", grid=4, horizon=8, point_head=16)
+    head = PointHead(cfg)
+    torch.manual_seed(0)
+    for p in head.parameters():  # leave the zero initialisation to see the dependencies
+        torch.nn.init.normal_(p, std=0.5)
+    pp, steps = cfg.point_patch**2, 8 * 3
+    h, x, pts = torch.randn(2, 4, cfg.dim), torch.randn(2, 4, pp * steps), torch.randn(2, 4, pp * cfg.point_features)
+    out = head(h, x, pts).view(2, 4, pp, steps)
+    x2 = x.clone().view(2, 4, pp, steps)
+    x2[0, 1, 2] += 1.0  # one point's own input
+    changed = (head(h, x2.view(2, 4, -1), pts).view(2, 4, pp, steps) != out).any(-1)
+    assert changed.sum() == 1 and changed[0, 1, 2]
+    model = TraceGen(cfg)  # zero-initialised: the untrained decoder predicts no motion
+    batch = tiny_batch()
+    cond = model.condition(batch)
+    assert (model.decode(torch.randn(2, 16, 8, 3), torch.rand(2), cond) == 0).all()

@@ -30,6 +30,8 @@ class TraceGenConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     point_patch: int = 4  # a token holds point_patch x point_patch neighbouring points and all their steps
+    point_head: int = 0  # > 0: hidden width of a per-point MLP that refines each point's output from its token, its
+    # own features and its own noisy input (0: the token's linear head alone speaks for all its points)
     dropout: float = 0.0
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
@@ -41,6 +43,10 @@ class TraceGenConfig:
     # Few of the 400 points move (the effector, what it handles) and they are what the executor follows; weighting
     # them changes the minimiser on purpose, towards the moving points' paths.
     moving_threshold: float = 0.5  # ... "moves": its path leaves its start by this many normalised steps (u or v)
+    target: Literal["increments", "offsets"] = "increments"  # what the flow generates (the data are increments
+    # either way): per-step increments, or each step's offset from the start (their running sum / offset_scale),
+    # with which an error does not add up over the steps (measured: no better, docs/BENCHMARKS.md)
+    offset_scale: float = 4.0  # offsets are divided by this (crossing a quarter of the image in 32 steps: ~1.25)
     min_t: float = 0.05  # x0-prediction: the velocity (x_t - x0_hat) / t uses t >= min_t
     sample_steps: int = 4  # default ODE steps at inference (Heun: 2 evaluations per step but the last, so 7)
     sampler: Literal["euler", "heun"] = "heun"
@@ -65,6 +71,9 @@ class TraceGenConfig:
         if self.moving_weight < 0 or self.moving_threshold <= 0:
             raise ValueError(f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
                              f"{self.moving_threshold}")
+        if self.target not in ("increments", "offsets") or self.offset_scale <= 0:
+            raise ValueError(f"target must be 'increments' or 'offsets' and offset_scale > 0, got {self.target!r}, "
+                             f"{self.offset_scale}")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:

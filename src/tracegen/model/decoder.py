@@ -96,6 +96,7 @@ class TraceDiT(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.head = nn.Linear(cfg.dim, token_size)
+        self.point_head = PointHead(cfg) if cfg.point_head else None
         for layer in (self.final_ada, self.head):  # the initial prediction is exactly zero
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -128,4 +129,34 @@ class TraceDiT(nn.Module):
         for block in self.blocks:
             h = block(h, context, cond)
         shift, scale = self.final_ada(F.silu(cond)).chunk(2, -1)
-        return self.untokenize(self.head(modulate(self.final_norm(h), shift, scale)))
+        h = modulate(self.final_norm(h), shift, scale)  # (B, T, dim)
+        out = self.head(h)  # (B, T, p*p*L*3)
+        if self.point_head is not None:
+            out = out + self.point_head(h, self.tokenize(x), None if points is None else self.tokenize(points))
+        return self.untokenize(out)
+
+
+class PointHead(nn.Module):
+    """A small MLP run on every point of a token: its token's output state, its own features and its own noisy input
+    ``-> (L*3)``. The token's linear head gives its p x p points their outputs from one shared state; this lets a point
+    on the gripper and its neighbour on the table part ways. Zero-initialised: it starts by adding nothing."""
+
+    def __init__(self, cfg: TraceGenConfig):
+        super().__init__()
+        self.pp, steps = cfg.point_patch**2, cfg.horizon * 3
+        self.net = nn.Sequential(
+            nn.Linear(cfg.dim + cfg.point_features + steps, cfg.point_head),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(cfg.point_head, steps),
+        )
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, h: torch.Tensor, x_tokens: torch.Tensor, point_tokens: torch.Tensor | None) -> torch.Tensor:
+        """h ``(B, T, dim)``, x_tokens ``(B, T, p*p*L*3)``, point_tokens ``(B, T, p*p*F)`` or None -> ``(B, T,
+        p*p*L*3)``."""
+        B, T, _ = h.shape
+        parts = [h[:, :, None].expand(B, T, self.pp, h.shape[-1]), x_tokens.view(B, T, self.pp, -1)]
+        if point_tokens is not None:
+            parts.insert(1, point_tokens.view(B, T, self.pp, -1))
+        return self.net(torch.cat(parts, -1)).reshape(B, T, -1)

@@ -45,6 +45,17 @@ def path(increments: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cumsum(increments * mask.to(increments.dtype), dim=2)
 
 
+def to_offsets(increments: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """Normalised increments ``(B, N, L, 3)`` -> offsets from the start ``(B, N, L, 3)`` divided by ``scale`` (an
+    invalid step holds the last valid offset)."""
+    return path(increments, mask) / scale
+
+
+def from_offsets(offsets: torch.Tensor, scale: float) -> torch.Tensor:
+    """Inverse of :func:`to_offsets` on the valid steps: offsets ``(B, N, L, 3)`` -> increments ``(B, N, L, 3)``."""
+    return torch.diff(offsets * scale, dim=2, prepend=torch.zeros_like(offsets[:, :, :1]))
+
+
 def guided(velocity: Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor], scale: float) -> Velocity:
     """Wrap ``velocity(x, t, conditional)`` with classifier-free guidance; scale 1 is the conditional model alone."""
     if scale == 1.0:

@@ -31,6 +31,7 @@ from tracegen.model.encoders import TextEncoder, build_observation_encoder, clea
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_pixel_indices, grid_points
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+OLD_DEFAULTS = {"point_features": 0}  # a field that older checkpoints were saved without and whose default changed
 
 
 @dataclass
@@ -98,7 +99,8 @@ class TraceGen(nn.Module):
         starves the high-noise times where the trace must come from the condition alone. Both have the same
         minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term.
         """
-        x0, B = batch["x0"], len(batch["x0"])
+        increments, mask, B = batch["x0"], batch["mask"], len(batch["x0"])
+        x0 = self.to_target(increments, mask)  # what the flow generates
         # random draws on the CPU generator, then moved: the same numbers on every device
         rand = torch.rand(B, 3, generator=generator).to(x0.device)
         keep = rand[:, 0] >= self.cfg.cond_dropout
@@ -106,20 +108,32 @@ class TraceGen(nn.Module):
         t = rand[:, 2]
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         x_t, target = flow.interpolate(x0, noise, t)
-        cond, mask = self.condition(batch, keep), batch["mask"]
+        cond = self.condition(batch, keep)
         out = self.decode(x_t, t, cond)
         weight = None
         if self.cfg.moving_weight:  # (B, N, 1, 1): moving points count 1 + moving_weight times
-            moving = flow.moving_points(x0, mask, self.cfg.moving_threshold)
+            moving = flow.moving_points(increments, mask, self.cfg.moving_threshold)
             weight = (1.0 + self.cfg.moving_weight * moving.to(x0.dtype))[..., None, None]
         if self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
             loss = flow.masked_mse(out, x0, mask, weight)  # the same minimiser, every flow time weighted alike
         else:  # x0 errors weighted by 1 / t^2
             loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask, weight)
-        if self.cfg.path_loss and self.cfg.prediction == "x0":
+        if self.cfg.path_loss and self.cfg.prediction == "x0" and self.cfg.target == "increments":
             paths = flow.path(out, mask), flow.path(x0, mask)
             loss = loss + self.cfg.path_loss * flow.masked_mse(*paths, mask, weight)
         return loss
+
+    def to_target(self, increments: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The data's normalised increments ``(B, N, L, 3)`` in the space the flow generates (``cfg.target``)."""
+        if self.cfg.target == "offsets":
+            return flow.to_offsets(increments, mask, self.cfg.offset_scale)
+        return increments
+
+    def from_target(self, x: torch.Tensor) -> torch.Tensor:
+        """Generated ``(B, N, L, 3)`` -> normalised increments, clipped to [-1, 1] where every target lives."""
+        if self.cfg.target == "offsets":
+            x = flow.from_offsets(x, self.cfg.offset_scale)
+        return x.clamp(-1, 1)
 
     def decode(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The decoder's raw output ``(B, N, L, 3)`` at ``x_t``, times ``t (B,)``: clean increments or a velocity."""
@@ -177,7 +191,7 @@ class TraceGen(nn.Module):
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g).to(self.device)
         x = flow.sample(flow.guided(velocity, guidance), noise, steps, sampler)
-        return x.clamp(-1, 1).view(B, num_samples, cfg.num_points, cfg.horizon, 3)  # targets live in [-1, 1]
+        return self.from_target(x).view(B, num_samples, cfg.num_points, cfg.horizon, 3)
 
     @torch.no_grad()
     def predict(
@@ -275,7 +289,7 @@ class TraceGen(nn.Module):
         path = Path(path)
         meta = load_json(path / CONFIG)
         try:
-            cfg = TraceGenConfig.from_dict({"point_features": 0, **meta["model"]})  # older checkpoints had none
+            cfg = TraceGenConfig.from_dict({**OLD_DEFAULTS, **meta["model"]})
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(path / CONFIG, f"model config does not match this tracegen: {e}") from None
         model = cls(cfg)
