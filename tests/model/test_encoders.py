@@ -79,6 +79,8 @@ def test_offsets_are_the_running_sum_of_valid_increments_and_invert_on_the_valid
     torch.testing.assert_close(model.from_target(model.to_target(inc, mask))[mask], inc[mask])
     with pytest.raises(ValueError, match="target"):
         preset("tiny", target="positions")
+    with pytest.raises(ValueError, match="path_loss"):
+        preset("tiny", target="offsets", path_loss=0.1)
 
 
 def test_the_path_is_the_running_sum_of_valid_increments_and_its_loss_counts():

@@ -74,6 +74,8 @@ class TraceGenConfig:
         if self.target not in ("increments", "offsets") or self.offset_scale <= 0:
             raise ValueError(f"target must be 'increments' or 'offsets' and offset_scale > 0, got {self.target!r}, "
                              f"{self.offset_scale}")
+        if self.target == "offsets" and self.path_loss:
+            raise ValueError("path_loss needs target='increments': with target='offsets' the loss is on the path")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:

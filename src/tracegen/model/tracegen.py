@@ -118,7 +118,7 @@ class TraceGen(nn.Module):
             loss = flow.masked_mse(out, x0, mask, weight)  # the same minimiser, every flow time weighted alike
         else:  # x0 errors weighted by 1 / t^2
             loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask, weight)
-        if self.cfg.path_loss and self.cfg.prediction == "x0" and self.cfg.target == "increments":
+        if self.cfg.path_loss and self.cfg.prediction == "x0":  # (config: only with target="increments")
             paths = flow.path(out, mask), flow.path(x0, mask)
             loss = loss + self.cfg.path_loss * flow.masked_mse(*paths, mask, weight)
         return loss
