@@ -159,3 +159,5 @@ def test_the_point_head_gives_each_point_its_own_output_and_starts_at_zero():
     batch = tiny_batch()
     cond = model.condition(batch)
     assert (model.decode(torch.randn(2, 16, 8, 3), torch.rand(2), cond) == 0).all()
+    with pytest.raises(ValueError, match="point_head"):
+        preset("paper", point_head=16)

@@ -76,6 +76,8 @@ class TraceGenConfig:
                              f"{self.offset_scale}")
         if self.target == "offsets" and self.path_loss:
             raise ValueError("path_loss needs target='increments': with target='offsets' the loss is on the path")
+        if self.point_head and self.decoder != "dit":
+            raise ValueError(f"point_head belongs to the 'dit' decoder; set point_head=0 for decoder={self.decoder!r}")
         if self.grid % self.point_patch:
             raise ValueError(f"grid {self.grid} must be divisible by point_patch {self.point_patch}")
         if self.dim % self.heads:

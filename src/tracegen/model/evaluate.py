@@ -8,6 +8,8 @@ Metrics (numpy, per sample, then averaged over samples):
 * ``ade_cm`` / ``fde_cm`` — 3D displacement in centimetres, lifting both traces with the reference camera's K
   (samples with depth and K only).
 * ``*_moving`` — the same restricted to points whose ground truth moves more than ``moving_px`` pixels.
+* ``false_motion`` — the share of still points (ground truth moves less than ``still_px``) that the prediction
+  moves more than ``moving_px``: motion made up where nothing moves.
 * ``best_of_k`` — each sample scored by its best of k generated traces (ADE in pixels).
 
 Every displacement is averaged over the valid steps 1..n (the start point is given) and all N points.
@@ -26,7 +28,7 @@ from tracegen.model.tracegen import TraceGen
 from tracegen.traces import decode_deltas
 
 
-def displacement_metrics(x: np.ndarray, t: Example, moving_px: float = 2.0) -> dict[str, float]:
+def displacement_metrics(x: np.ndarray, t: Example, moving_px: float = 2.0, still_px: float = 0.5) -> dict[str, float]:
     """Scores of one predicted increment tensor ``x (N, L, 3)`` against example ``t``'s ground truth."""
     H, W = t.image_hw
     pred = decode_deltas(x.astype(np.float64), t.traj[:, 0, :2], t.traj[:, 0, 2], H, W)  # (N, L+1, 3)
@@ -36,7 +38,8 @@ def displacement_metrics(x: np.ndarray, t: Example, moving_px: float = 2.0) -> d
     steps = np.flatnonzero(valid[0]) + 1
     err_px = np.linalg.norm(pred[:, steps, :2] - t.traj[:, steps, :2], axis=-1)  # (N, S)
     err_norm = np.linalg.norm((pred[:, steps, :2] - t.traj[:, steps, :2]) / [W, H], axis=-1)
-    moving = np.linalg.norm(t.traj[:, steps, :2] - t.traj[:, :1, :2], axis=-1).max(1) > moving_px  # (N,)
+    excursion = np.linalg.norm(t.traj[:, steps, :2] - t.traj[:, :1, :2], axis=-1).max(1)  # (N,) px
+    moving, still = excursion > moving_px, excursion < still_px
     out = {
         "mse_norm": float(((x - t.x0) ** 2)[t.mask].mean()),
         "ade_norm": float(err_norm.mean()),
@@ -44,6 +47,9 @@ def displacement_metrics(x: np.ndarray, t: Example, moving_px: float = 2.0) -> d
         "ade_px": float(err_px.mean()),
         "fde_px": float(err_px[:, -1].mean()),
     }
+    if still.any():
+        made_up = np.linalg.norm(pred[:, steps, :2] - pred[:, :1, :2], axis=-1).max(1) > moving_px  # (N,)
+        out["false_motion"] = float(made_up[still].mean())
     if moving.any():
         out |= {"ade_px_moving": float(err_px[moving].mean()), "fde_px_moving": float(err_px[moving, -1].mean())}
     if t.z_valid and t.K is not None:
