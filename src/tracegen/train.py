@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from tracegen.io.convert import detect, trace_shards
 from tracegen.io.files import atomic_dir, load_json, parse_setting, save_json
+from tracegen.model.augment import color_jitter, shift_by_cells
 from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
 from tracegen.model.tracegen import TraceGen
@@ -53,6 +54,8 @@ class TrainConfig:
     val_fraction: float = 0.1  # of episodes
     seed: int = 0
     color_jitter: float = 0.2  # brightness / contrast / saturation amplitude; 0 = off
+    shift_cells: int = 0  # translate each observation by up to this many query-grid cells, its trace moved to match
+    # (tracegen.model.augment.shift_by_cells); 0 = off
     log_every: int = 25
     eval_every: int = 250
     ckpt_every: int = 250
@@ -92,14 +95,19 @@ def split_by_episode(examples: list[Example], val_fraction: float, seed: int) ->
     return [e for e in examples if e.episode_id not in val_ids], [e for e in examples if e.episode_id in val_ids]
 
 
-def make_batch(model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float) -> dict:
-    """A training batch on the model's device (built and jittered on the CPU, with the CPU generator ``g``)."""
+def make_batch(
+    model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float = 0.0,
+    shift_cells: int = 0,
+) -> dict:
+    """A training batch on the model's device (built and augmented on the CPU, with the CPU generator ``g``)."""
     picks = [examples[i] for i in idx]
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
+    if shift_cells > 0:
+        batch = shift_by_cells(batch, shift_cells, model.cfg.grid, g)
     return {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
@@ -114,16 +122,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cuda":
         name = f"cuda:{local_rank}"
     return torch.device(name)
-
-
-def color_jitter(rgb: torch.Tensor, amount: float, g: torch.Generator) -> torch.Tensor:
-    """Per-sample brightness, contrast and saturation changes: valid in trace space (no geometry changes)."""
-    B = len(rgb)
-    a = 1 + amount * (2 * torch.rand(B, 3, 1, 1, 1, generator=g) - 1)
-    gray = rgb.mean(1, keepdim=True)
-    rgb = gray + (rgb - gray) * a[:, 2]  # saturation
-    rgb = rgb.mean((1, 2, 3), keepdim=True) + (rgb - rgb.mean((1, 2, 3), keepdim=True)) * a[:, 1]  # contrast
-    return (rgb * a[:, 0]).clamp(0, 1)  # brightness
 
 
 # --- optimisation state ---
@@ -238,6 +236,9 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     run = Path(tcfg.out)
     model = build_model(tcfg).to(device)
+    if not 0 <= tcfg.shift_cells < model.cfg.grid // 2:
+        raise ValueError(f"shift_cells={tcfg.shift_cells}: use 0 (off) up to {model.cfg.grid // 2 - 1} cells of the "
+                         f"{model.cfg.grid}x{model.cfg.grid} grid")
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
@@ -274,7 +275,7 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
             break
         g = torch.Generator().manual_seed(tcfg.seed * 1_000_003 + step * world + rank)
         idx = torch.randint(len(train_set), (tcfg.batch_size,), generator=g).tolist()
-        batch = make_batch(model, train_set, idx, g, tcfg.color_jitter)
+        batch = make_batch(model, train_set, idx, g, tcfg.color_jitter, tcfg.shift_cells)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, tcfg)
         loss = net(batch, generator=g)

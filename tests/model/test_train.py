@@ -117,3 +117,10 @@ def test_a_gpu_asked_for_without_cuda_is_refused_before_any_work(dataset, tmp_pa
     with pytest.raises(ValueError, match="use device=cpu"):
         train(tiny(dataset, tmp_path / "run", 2, device="cuda"))
     assert not (tmp_path / "run").exists()
+
+
+def test_shift_augmentation_trains_and_out_of_range_shifts_are_refused(dataset, tmp_path):
+    result = train(tiny(dataset, tmp_path / "shifted", 3, shift_cells=1))
+    assert result["steps"] == 3 and np.isfinite(losses(tmp_path / "shifted")).all()
+    with pytest.raises(ValueError, match="shift_cells=10"):
+        train(tiny(dataset, tmp_path / "bad", 3, shift_cells=10))

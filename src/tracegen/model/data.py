@@ -76,5 +76,6 @@ def collate(examples: list[Example], texts: list[str]) -> dict[str, torch.Tensor
         "has_depth": torch.tensor([e.has_depth for e in examples]),  # (B,)
         "x0": torch.from_numpy(np.stack([e.x0 for e in examples])),  # (B, N, L, 3)
         "mask": torch.from_numpy(np.stack([e.mask for e in examples])),  # (B, N, L, 3)
+        "image_hw": torch.tensor([e.image_hw for e in examples]),  # (B, 2) the original image's (H, W) px
         "texts": texts,
     }
