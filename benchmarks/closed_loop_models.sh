@@ -11,7 +11,7 @@
 #                 Sawyer (TraceForge traces), benched with the Sawyer         (sim analogue of human -> robot)
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
-#   [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
+#   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
 #   [FORGE_ARGS="--set tracker.surface_iters=4"] bash benchmarks/closed_loop_models.sh
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
@@ -22,6 +22,8 @@
 #   heldout/     2 more episodes per task x camera (seeds >= 1500) for trace accuracy
 #   cross_hand/  target/'s corpus with the hand-like effector (`tracegen sim corpus --embodiment hand`)
 #
+# PRETRAIN_EPISODES=N records the pretraining corpus with N seeds per task x embodiment instead of REC's one, into
+# OUT/pretrain_record (1,755 episodes for N=5, ~20 min; the seeds REC already holds are linked, not recorded again).
 # The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
 # its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
 # Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
@@ -33,6 +35,7 @@ OUT=${OUT:-runs/closed_loop}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 WARMUP_STEPS=${WARMUP_STEPS:-1000}
 SCRATCH_STEPS=${SCRATCH_STEPS:-3000}
+PRETRAIN_EPISODES=${PRETRAIN_EPISODES:-1}
 SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
@@ -48,6 +51,14 @@ fi
 [ -f "$REC/cross_hand/corpus_summary.json" ] || \
   $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
 
+PRETRAIN_REC=pretrain  # the corpus's folder, relative to REC
+if [ "$PRETRAIN_EPISODES" != 1 ]; then
+  PRETRAIN_REC=$(realpath --relative-to="$REC" "$OUT/pretrain_record")
+  [ -d "$OUT/pretrain_record" ] || cp -al "$REC/pretrain" "$OUT/pretrain_record"  # hard links: REC's seeds
+  # resumable: seeds whose episodes exist are not simulated again
+  $TG sim corpus "$REC/pretrain/corpus.json" --episodes "$PRETRAIN_EPISODES" --out "$OUT/pretrain_record" \
+    --workers "$WORKERS" --no-progress
+fi
 traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
   [ -d "$OUT/traces/$1" ] && return
   # shellcheck disable=SC2086  # FORGE_ARGS holds several words
@@ -57,7 +68,7 @@ traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
 traces target target forge
 traces target_gt target exact
 traces cross_hand cross_hand forge
-traces pretrain pretrain exact
+traces pretrain "$PRETRAIN_REC" exact
 traces heldout heldout exact
 
 train() {  # $1 = run name, then `tracegen train` arguments (a killed or finished run resumes from its state)

@@ -5,7 +5,6 @@ The main CLI mounts :data:`app` as ``tracegen sim``; run it standalone with ``py
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -108,6 +107,7 @@ def corpus(
     """Build a corpus from a list of (suite, task, embodiment/robot, cameras, episodes); resumable."""
     from dataclasses import replace
 
+    from tracegen.io.files import save_json
     from tracegen.sim.recorder import (
         DEFAULT_CORPUS,
         RecordConfig,
@@ -136,28 +136,23 @@ def corpus(
             _fail(f"--embodiment {embodiment}: {e}")
     results = build_corpus(entries, out, cfg, workers=workers, progress=progress)
     typer.echo(summary_table(results))
-    (out / "corpus_summary.json").write_text(
-        json.dumps(
-            [
-                dict(
-                    task=r.entry.task,
-                    suite=r.entry.suite,
-                    embodiment=r.entry.embodiment,
-                    written=r.written,
-                    skipped=r.skipped,
-                    attempts=r.attempts,
-                    successes=r.successes,
-                    frames=r.frames,
-                    seconds=round(r.seconds, 2),
-                    seeds=r.seeds,
-                    error=r.error,
-                )
-                for r in results
-            ],
-            indent=1,
+    summary = [
+        dict(
+            task=r.entry.task,
+            suite=r.entry.suite,
+            embodiment=r.entry.embodiment,
+            written=r.written,
+            skipped=r.skipped,
+            attempts=r.attempts,
+            successes=r.successes,
+            frames=r.frames,
+            seconds=round(r.seconds, 2),
+            seeds=r.seeds,
+            error=r.error,
         )
-        + "\n"
-    )
+        for r in results
+    ]
+    save_json(out / "corpus_summary.json", summary)  # atomic: a new file, never a rewrite of a linked one
     if any(r.error for r in results):
         raise typer.Exit(1)
 
