@@ -53,8 +53,8 @@ fi
 
 PRETRAIN_REC=pretrain  # the corpus's folder, relative to REC
 if [ "$PRETRAIN_EPISODES" != 1 ]; then
-  PRETRAIN_REC=$(realpath --relative-to="$REC" "$OUT/pretrain_record")
   [ -d "$OUT/pretrain_record" ] || cp -al "$REC/pretrain" "$OUT/pretrain_record"  # hard links: REC's seeds
+  PRETRAIN_REC=$(realpath --relative-to="$REC" "$OUT/pretrain_record")
   # resumable: seeds whose episodes exist are not simulated again
   $TG sim corpus "$REC/pretrain/corpus.json" --episodes "$PRETRAIN_EPISODES" --out "$OUT/pretrain_record" \
     --workers "$WORKERS" --no-progress

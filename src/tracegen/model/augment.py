@@ -38,9 +38,9 @@ def shift_by_cells(batch: dict, max_cells: int, grid: int, g: torch.Generator) -
 def translate_by_cells(batch: dict, k: torch.Tensor, grid: int) -> dict:
     """:func:`shift_by_cells` with given shifts ``k (B, 2)`` int: ``(kx, ky)`` cells, positive = right / down."""
     B = len(k)
-    hw = batch["image_hw"].to(torch.float32)  # (B, 2) original (H, W) px
+    wh = batch["image_hw"].flip(-1).to(torch.float32)  # (B, 2) original (W, H) px
     # one cell in grid_sample's normalised coordinates (align_corners=False: [-1, 1] spans W pixels)
-    cell = 2 * (hw.flip(-1) - 1) / ((grid - 1) * hw.flip(-1))  # (B, 2): (x, y)
+    cell = 2 * (wh - 1) / ((grid - 1) * wh)  # (B, 2): (x, y)
     theta = torch.zeros(B, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
     theta[:, :, 2] = -k * cell  # output pixel p samples the input at p - shift
