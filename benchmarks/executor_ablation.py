@@ -3,32 +3,24 @@
     MUJOCO_GL=egl python benchmarks/executor_ablation.py --tasks basketball shelf-place hammer assembly --seeds 3 \
         --set grasp_press_m=0 --set executor.dip_refine=false
 
-``--set KEY=VALUE`` overrides a RolloutConfig field, or an ExecutorConfig field as ``executor.FIELD`` (values are
-JSON: numbers, true/false, strings in quotes or bare). Prints one line per episode and a total; same protocol as
-``tracegen bench metaworld --protocol mini --planner oracle`` (corner camera, 240x320, 500 steps, 40 replans).
+``--set KEY=VALUE`` overrides a RolloutConfig field, or an ExecutorConfig field as ``executor.FIELD`` (numbers,
+lists and true/false as JSON, the rest as text; ``tracegen bench metaworld --set`` takes the same). Prints one line
+per episode and a total; the protocol of ``tracegen bench metaworld --protocol mini --planner oracle`` (240x320,
+500 steps, 40 replans) on ``--camera``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import time
 
-from tracegen.act.executor import ExecutorConfig
 from tracegen.act.planners import OraclePlanner
 from tracegen.act.rollout import RolloutConfig, rollout
 from tracegen.bench.metaworld import PROTOCOLS
+from tracegen.io.files import parse_setting
+from tracegen.settings import apply_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.instructions import instructions
-
-
-def parse_value(text: str):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    return tuple(value) if isinstance(value, list) else value
 
 
 def main() -> None:
@@ -39,16 +31,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
     proto = PROTOCOLS["mini"]
-    rollout_kw, executor_kw = {}, {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        if key.startswith("executor."):
-            executor_kw[key.removeprefix("executor.")] = parse_value(value)
-        else:
-            rollout_kw[key] = parse_value(value)
-    cfg = RolloutConfig(
-        max_env_steps=proto.max_steps, max_replans=40, executor=ExecutorConfig(**executor_kw), **rollout_kw
-    )
+    base = RolloutConfig(max_env_steps=proto.max_steps, max_replans=40)
+    cfg = apply_settings(base, args.set, example="executor.path_mode")
     start, total, count = time.perf_counter(), 0, 0
     for task in args.tasks:
         env = make_env(proto.suite, task, height=proto.render_hw[0], width=proto.render_hw[1])
@@ -57,9 +41,7 @@ def main() -> None:
             total, count = total + r.success, count + 1
             print(f"{task}/{seed}: {'ok' if r.success else 'FAIL'} ({r.reason}, {r.steps} steps, {r.plans} plans)")
         env.close()
-    changed = {k: v for k, v in dataclasses.asdict(cfg).items() if k in rollout_kw} | {
-        f"executor.{k}": v for k, v in executor_kw.items()
-    }
+    changed = dict(parse_setting(item) for item in args.set)
     print(f"TOTAL {total}/{count} with {changed or 'defaults'} in {time.perf_counter() - start:.0f} s")
 
 

@@ -56,3 +56,9 @@ def test_bench_refuses_a_bad_count_in_one_line_before_any_episode(tmp_path, flag
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert out.stderr.startswith(f"error: {flag} must be {message}, not {value}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_refuses_an_unknown_executor_rule_in_one_line_before_any_episode(tmp_path):
+    out = run("bench", "metaworld", "--planner", "oracle", "--json", tmp_path / "b.json", "--set", "executor.gian=2")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert out.stderr.startswith("error: unknown setting 'executor.gian'") and list(tmp_path.iterdir()) == []

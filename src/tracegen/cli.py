@@ -221,6 +221,12 @@ def bench_metaworld(
     videos: int = typer.Option(
         0, "--videos", help="GIFs of the first N seeds of each task x camera, in <json stem>.videos/."
     ),
+    settings: list[str] | None = typer.Option(
+        None,
+        "--set",
+        help="KEY=VALUE: change one of the executor's rules (a RolloutConfig field, or executor.FIELD for an "
+        "ExecutorConfig one), e.g. --set stuck_push_m=0 --set executor.path_mode=rigid. Repeatable.",
+    ),
 ) -> None:
     """Closed-loop Meta-World success on the AVDC protocol, beside AVDC's published table. Resumable."""
     from tracegen.bench.metaworld import BenchConfig, run_bench
@@ -239,6 +245,7 @@ def bench_metaworld(
         restore_speed=restore_speed,
         workers=workers,
         videos=videos,
+        settings=tuple(settings or ()),
     )
     try:
         result = run_bench(cfg)

@@ -42,6 +42,22 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
     with pytest.raises(ValueError, match="other settings .*max_replans: 40 -> 3"):
         run_bench(other, False)  # a log of other settings is not resumed into one table
     assert len(read_log(log)) == 2
+    pushed = dataclasses.replace(other, max_replans=40, settings=("stuck_push_m=0",))
+    with pytest.raises(ValueError, match="other settings .*rollout.stuck_push_m: None -> 0"):
+        run_bench(pushed, False)  # nor a log of other executor rules
+
+
+def test_settings_reach_the_executor_and_the_summary(tmp_path):
+    from tracegen.bench.metaworld import EpisodeRunner
+
+    cfg = BenchConfig(protocol="mini", planner="oracle", out=str(tmp_path / "b.json"), seeds=1, tasks=("door-close",),
+                      settings=("executor.path_mode=rigid", "stuck_push_m=0"))
+    runner = EpisodeRunner(cfg)
+    assert runner.rollout_cfg.executor.path_mode == "rigid" and runner.rollout_cfg.stuck_push_m == 0.0
+    assert runner.rollout_cfg.max_env_steps == 500 and runner.rollout_cfg.executor.coherence_m == 0.02
+    runner.close()
+    result = run_bench(cfg, progress=False)
+    assert result["settings"]["rollout"] == {"executor.path_mode": "rigid", "stuck_push_m": 0}
 
 
 @pytest.mark.parametrize(
@@ -52,6 +68,9 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
         (dict(planner="model"), "needs --ckpt"),
         (dict(protocol="libero"), "unknown protocol"),
         (dict(workers=0), "--workers must be at least 1"),
+        (dict(settings=("executor.reach_radius=0",)), "'executor.reach_radius'; did you mean executor.reach_radius_m"),
+        (dict(settings=("stuck_push_m=far",)), "setting stuck_push_m takes a float"),
+        (dict(settings=("max_env_steps=100",)), "step budget is the protocol's"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracegen.io.files import atomic_path, describe_changes, load_json, save_json
+from tracegen.io.files import atomic_path, describe_changes, load_json, parse_setting, save_json
+from tracegen.settings import apply_settings
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -70,6 +71,7 @@ class BenchConfig:
     restore_speed: bool = False  # the model planner's moving steps get the retargeted step length back
     workers: int = 1  # processes running episodes (spawned; each loads the planner once)
     videos: int = 0  # GIFs of the first N seeds of each task x camera
+    settings: tuple[str, ...] = ()  # key=value changes to the executor's rules: RolloutConfig fields, executor.FIELD
     planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
     # `planner`; importable in a spawned process
 
@@ -102,6 +104,7 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
         raise ValueError(f"unknown planner {cfg.planner!r}; use model or oracle")
     if cfg.planner == "model" and not cfg.planner_factory:
         check_checkpoint(cfg.ckpt)
+    rollout_config(cfg, proto)  # refuse an unknown rule or a bad value now
     seeds = proto.eval_seeds[: cfg.seeds] if cfg.seeds else proto.eval_seeds
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
 
@@ -117,7 +120,20 @@ def run_settings(cfg: BenchConfig) -> dict:
         "guidance": cfg.guidance if model else None,
         "restore_speed": cfg.restore_speed if model else None,
         "max_replans": cfg.max_replans,
+        "rollout": dict(parse_setting(item) for item in cfg.settings) or None,  # the rules changed from the defaults
     }
+
+
+def rollout_config(cfg: BenchConfig, proto: Protocol):
+    """The executor's :class:`~tracegen.act.rollout.RolloutConfig` for ``cfg``: the protocol's budgets and the
+    defaults, with ``cfg.settings`` applied (ValueError naming a bad one)."""
+    from tracegen.act.rollout import RolloutConfig
+
+    base = RolloutConfig(max_env_steps=proto.max_steps, max_replans=cfg.max_replans)
+    changed = apply_settings(base, cfg.settings, example="executor.path_mode")
+    if (changed.max_env_steps, changed.max_replans) != (base.max_env_steps, base.max_replans):
+        raise ValueError("the step budget is the protocol's and the replan budget is --max-replans, not a setting")
+    return changed
 
 
 def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
@@ -185,11 +201,9 @@ class EpisodeRunner:
     """Runs episodes with one planner (made once), keeping the current task's simulator between episodes."""
 
     def __init__(self, cfg: BenchConfig):
-        from tracegen.act.rollout import RolloutConfig
-
         self.cfg, self.proto = cfg, PROTOCOLS[cfg.protocol]
         self.planner = make_planner(cfg)
-        self.rollout_cfg = RolloutConfig(max_env_steps=self.proto.max_steps, max_replans=cfg.max_replans)
+        self.rollout_cfg = rollout_config(cfg, self.proto)
         self.env, self.task = None, None
 
     def run(self, job: Job) -> dict:

@@ -8,13 +8,13 @@ measured CPU budget (docs/FORGE.md) where it does not.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tracegen.forge.windows import WindowConfig
-from tracegen.io.files import load_json, parse_setting, save_json
+from tracegen.io.files import load_json, save_json
+from tracegen.settings import apply_settings
 from tracegen.traces import RetargetConfig
 
 CAMERAS = ("auto", "given", "static", "colmap", "vggt", "da3", "moge")
@@ -153,40 +153,7 @@ class ForgeConfig:
 def with_settings(cfg: ForgeConfig, items: list[str]) -> ForgeConfig:
     """``cfg`` with dotted ``key=value`` settings applied (``tracker.snap_radius=0``, ``window.retarget.step=0.1``);
     an unknown key or a bad value raises ValueError naming it."""
-    d = cfg.to_dict()
-    for item in items:
-        key, value = parse_setting(item)
-        *path, name = key.split(".")
-        node = d
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if not path or not isinstance(node, dict) or name not in node or isinstance(node[name], dict):
-            close = difflib.get_close_matches(key, _dotted_keys(d), n=1)
-            hint = f"did you mean {close[0]}?" if close else "settings are dotted names such as tracker.snap_radius"
-            raise ValueError(f"unknown setting {key!r}; {hint}")
-        node[name] = _same_kind(key, node[name], value)
-    return ForgeConfig.from_dict(d)
-
-
-def _same_kind(key: str, old: Any, value: Any) -> Any:
-    """``value`` if it is of the setting's kind (a whole number passes for a real one, a list for a tuple; a setting
-    that is None by default takes anything), else ValueError naming the setting."""
-    if old is None:
-        return value
-    kind = type(old)
-    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
-    ok |= kind is float and isinstance(value, int) and not isinstance(value, bool)
-    ok |= kind in (list, tuple) and isinstance(value, list | tuple)
-    if not ok:
-        raise ValueError(f"setting {key} takes a {kind.__name__}, not {value!r}")
-    return float(value) if kind is float else value
-
-
-def _dotted_keys(d: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k, v in d.items():
-        out += _dotted_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
-    return out
+    return apply_settings(cfg, items, example="tracker.snap_radius")
 
 
 def check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:

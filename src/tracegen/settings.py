@@ -1,0 +1,64 @@
+"""Dotted ``key=value`` settings on nested frozen dataclasses: the command line's way into any typed config.
+
+``apply_settings(ForgeConfig(), ["tracker.snap_radius=0"])`` or ``apply_settings(RolloutConfig(),
+["stuck_push_m=0", "executor.path_mode=rigid"])``. A value must be of the setting's kind (a whole number passes for a
+real one, a list for a tuple); an unknown key or a bad value raises ValueError naming it, with the nearest valid key.
+The config's own ``__post_init__`` checks still run (``dataclasses.replace`` builds a new instance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any, TypeVar
+
+from tracegen.io.files import parse_setting
+
+Config = TypeVar("Config")
+
+
+def apply_settings(cfg: Config, items: list[str] | tuple[str, ...], example: str) -> Config:
+    """``cfg`` with every ``key=value`` of ``items`` applied in order; ``example`` (a valid dotted key) is shown
+    when a key is unknown and nothing is close to it."""
+    keys = setting_keys(cfg)
+    for item in items:
+        key, value = parse_setting(item)
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"settings are dotted names such as {example}"
+            raise ValueError(f"unknown setting {key!r}; {hint}")
+        cfg = _replace(cfg, key.split("."), key, value)
+    return cfg
+
+
+def setting_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every settable dotted key of a (nested) dataclass instance."""
+    out = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        nested = dataclasses.is_dataclass(value) and not isinstance(value, type)
+        out += setting_keys(value, f"{prefix}{f.name}.") if nested else [f"{prefix}{f.name}"]
+    return out
+
+
+def _replace(node: Any, path: list[str], key: str, value: Any) -> Any:
+    name, rest = path[0], path[1:]
+    old = getattr(node, name)
+    new = _replace(old, rest, key, value) if rest else _same_kind(key, old, value)
+    return dataclasses.replace(node, **{name: new})
+
+
+def _same_kind(key: str, old: Any, value: Any) -> Any:
+    """``value`` if it is of the setting's kind (a setting that is None by default takes anything), else
+    ValueError naming the setting."""
+    if old is None:
+        return value
+    kind = type(old)
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    ok |= kind is float and isinstance(value, int) and not isinstance(value, bool)
+    ok |= kind in (list, tuple) and isinstance(value, list | tuple)
+    if not ok:
+        raise ValueError(f"setting {key} takes a {kind.__name__}, not {value!r}")
+    if kind is float:
+        return float(value)
+    return tuple(value) if kind is tuple else value
