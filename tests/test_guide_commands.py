@@ -1,5 +1,5 @@
 """Commands of docs/GUIDE.md that no other test runs, as written there, at tiny sizes: official TraceForge outputs in
-and out, the CPU training recipe and the paper preset, the closed-loop benchmark with either planner, the executor
+and out, the CPU training recipe and the paper preset, the closed-loop benchmark with each planner, the executor
 ablation script and a corpus file. (The TraceForge paths are in tests/forge/test_guide_commands.py.)"""
 
 import json
@@ -93,6 +93,16 @@ def test_bench_metaworld_oracle_and_a_model_slice(tmp_path):
     assert "door-close" in out.stdout and "overall" in out.stdout
     overall = json.loads((tmp_path / "agree.json").read_text())["overall"]
     assert overall["episodes"] == 1 and overall["oracle_cm"] > 1.0  # the expert's first plan moves the effector
+
+
+def test_bench_metaworld_neighbour_planner_with_an_executor_setting(official, tmp_path):
+    tracegen("convert", official / "eps", tmp_path / "traces", "--to", "tracegen")
+    tracegen("bench", "metaworld", "--protocol", "mini", "--planner", "neighbour", "--data", tmp_path / "traces",
+             "--tasks", "door-close", "--seeds", 1, "--max-replans", 2, "--set", "stuck_push_m=0",
+             "--json", tmp_path / "nn.json")
+    nn = json.loads((tmp_path / "nn.json").read_text())
+    assert nn["episodes"] == 1 and nn["planner"] == "neighbour" and nn["data"] == [str(tmp_path / "traces")]
+    assert nn["settings"]["rollout"] == {"stuck_push_m": 0} and nn["settings"]["checkpoint"] is None
 
 
 def test_executor_ablation_script():

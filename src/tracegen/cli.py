@@ -202,9 +202,11 @@ def bench_metaworld(
     planner: str = typer.Option(
         "model",
         "--planner",
-        help="model (needs --ckpt) or oracle (the expert's exact future traces: the executor's ceiling).",
+        help="model (needs --ckpt), oracle (the expert's exact future traces: the executor's ceiling) or neighbour "
+        "(the nearest training trace of --data: the baseline).",
     ),
     ckpt: Path | None = typer.Option(None, "--ckpt"),
+    data: list[Path] | None = typer.Option(None, "--data", help="Trace datasets the neighbour planner retrieves from."),
     json_out: Path = typer.Option(..., "--json", help="Results; per-episode log beside it (.episodes.jsonl)."),
     tasks: list[str] | None = typer.Option(None, "--tasks"),
     cameras: list[str] | None = typer.Option(None, "--cameras"),
@@ -235,6 +237,7 @@ def bench_metaworld(
         protocol=protocol,
         planner=planner,
         ckpt=str(ckpt) if ckpt else None,
+        data=tuple(str(d) for d in data) if data else None,
         out=str(json_out),
         tasks=tuple(tasks) if tasks else None,
         cameras=tuple(cameras) if cameras else None,

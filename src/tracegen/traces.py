@@ -47,6 +47,13 @@ def grid_pixel_indices(height: int, width: int, grid: int = DEFAULT_GRID) -> tup
     return uv[:, 1], uv[:, 0]
 
 
+def grid_start_depth(depth: np.ndarray, grid: int = DEFAULT_GRID) -> np.ndarray:
+    """``(..., N)`` float64 metres of ``depth (..., H, W)`` at the query grid; 0 (no measurement) becomes NaN."""
+    rows, cols = grid_pixel_indices(*depth.shape[-2:], grid)
+    z = depth[..., rows, cols].astype(np.float64)
+    return np.where(z > 0, z, np.nan)
+
+
 def static_grid(height: int, width: int, depth: np.ndarray | None = None, grid: int = DEFAULT_GRID) -> np.ndarray:
     """``(N, 3)`` ``(u, v, z)`` of the query grid standing still: z read from ``depth (H, W)`` at the grid (0 if None).
 

@@ -61,3 +61,45 @@ def test_restore_speed_gives_the_planned_trace_the_retargeted_step_length(planne
     assert moving.any() and not np.allclose(before[moving], step)
     np.testing.assert_allclose(after[moving], step, rtol=1e-6)
     np.testing.assert_array_equal(restored[:, 0], plain[:, 0])  # the same start: the query grid
+
+
+def test_the_neighbour_planner_replays_the_nearest_triplet_from_the_current_grid_and_depth():
+    """Two triplets with other images and motions: the observation that looks like the first gets the first's
+    increments, started from its own query grid and depth (NaN where the depth is 0); the instruction counts too."""
+    from tracegen.act.planners import NeighbourPlanner
+    from tracegen.model.data import Example
+    from tracegen.model.encoders import TextEncoder
+    from tracegen.traces import DELTA_SCALE, grid_points
+
+    grid, steps, S, H, W = 4, 6, 32, 48, 64
+    left, right = np.zeros((3, S, S), np.uint8), np.zeros((3, S, S), np.uint8)
+    left[:, :, : S // 2], right[:, :, S // 2 :] = 255, 255
+    moves = {"left": np.array([0.5, 0.0, 0.25]), "right": np.array([0.0, -0.5, 0.0])}
+
+    def triplet(rgb, text, move):
+        x0 = np.broadcast_to(move, (grid * grid, steps, 3)).astype(np.float32)
+        return Example(rgb, np.zeros((1, S, S), np.float32), True, x0, np.ones_like(x0, bool), [text],
+                       np.zeros((grid * grid, steps + 1, 3), np.float32), (H, W), text)
+
+    text = TextEncoder()
+    rng = np.random.default_rng(0)
+    for t in TEXTS:  # cached embeddings (the sentence encoder takes seconds to load), far apart
+        text.cache[t] = rng.normal(size=384).astype(np.float32)
+        text.cache[t] /= np.linalg.norm(text.cache[t])
+    planner = NeighbourPlanner(
+        [triplet(left, TEXTS[0], moves["left"]), triplet(right, TEXTS[0], moves["right"]),
+         triplet(left, TEXTS[1], moves["right"])], text, grid=grid
+    )
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, : W // 2] = 250  # looks like the "left" images
+    depth = np.full((H, W), 1.5, np.float32)
+    depth[0, 0] = 0.0  # the first grid point has no measurement
+    traj = planner.plan(None, Frame(rgb=rgb, depth=depth), np.eye(3), np.eye(4), TEXTS[0])
+    assert traj.shape == (grid * grid, steps + 1, 3)
+    np.testing.assert_allclose(traj[:, 0, :2], grid_points(H, W, grid))
+    assert np.isnan(traj[0, :, 2]).all() and np.allclose(traj[1:, 0, 2], 1.5)
+    per_step = moves["left"] * DELTA_SCALE * np.array([W, H, 1.0])  # pixels, pixels, metres
+    np.testing.assert_allclose(traj[1:, -1] - traj[1:, 0], np.broadcast_to(steps * per_step, (grid * grid - 1, 3)))
+    other = planner.plan(None, Frame(rgb=rgb, depth=depth), np.eye(3), np.eye(4), TEXTS[1])
+    np.testing.assert_allclose(other[:, -1, :2] - other[:, 0, :2], np.broadcast_to([0.0, -0.5 * 0.05 * H * steps],
+                                                                                     (grid * grid, 2)))

@@ -66,6 +66,8 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(cameras=("topview",)), "not in protocol"),
         (dict(tasks=("drawer-open",)), "not in protocol"),
         (dict(planner="model"), "needs --ckpt"),
+        (dict(planner="neighbour"), "needs --data"),
+        (dict(planner="neighbour", data=("/no/such/traces",)), "/no/such/traces: does not exist"),
         (dict(protocol="libero"), "unknown protocol"),
         (dict(workers=0), "--workers must be at least 1"),
         (dict(settings=("executor.reach_radius=0",)), "'executor.reach_radius'; did you mean executor.reach_radius_m"),

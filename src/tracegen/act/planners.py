@@ -1,5 +1,6 @@
-"""Planners: where a trace comes from at each replan — the learned model, or the oracle (the scripted expert's real
-future, exactly tracked in a copy of the simulator). The executor cannot tell them apart."""
+"""Planners: where a trace comes from at each replan — the learned model, the oracle (the scripted expert's real
+future, exactly tracked in a copy of the simulator), or the nearest training trace (the baseline a model must beat).
+The executor cannot tell them apart."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from tracegen.traces import (
     DEFAULT_GRID,
     DEFAULT_HORIZON,
     RetargetConfig,
+    decode_deltas,
+    grid_points,
+    grid_start_depth,
     restore_speed,
     retarget,
     static_grid,
@@ -71,6 +75,43 @@ class ModelPlanner:
         )
         traj = pred.traj[0, 0]
         return restore_speed(traj, *frame.rgb.shape[:2]) if self.restore_speed else traj
+
+
+class NeighbourPlanner:
+    """The nearest-neighbour baseline in the closed loop: at each replan, the training triplet whose observation and
+    instruction are closest to the current ones (:func:`tracegen.model.evaluate.observation_embedding`, the
+    baseline of ``tracegen eval-traces``), its increments replayed from the current observation's query grid and
+    depth. It retrieves one of its demonstrations and never generalises; a model has to beat it to show that it does.
+
+    ``examples``: the training triplets (:func:`tracegen.train.load_examples`); ``text``: a sentence encoder with
+    ``encode(texts) -> (B, D)`` (the model's :class:`~tracegen.model.encoders.TextEncoder`)."""
+
+    name = "neighbour"
+
+    def __init__(self, examples: list, text, grid: int = DEFAULT_GRID):
+        from tracegen.model.evaluate import observation_embedding
+
+        if not examples:
+            raise ValueError("the neighbour planner needs at least one training triplet")
+        self.text, self.grid, self.embed = text, grid, observation_embedding
+        self.image_size = examples[0].rgb.shape[-1]
+        texts = text.encode([e.instructions[0] for e in examples])
+        self.keys = np.stack([observation_embedding(e.rgb, t) for e, t in zip(examples, texts, strict=True)])
+        self.x0 = np.stack([e.x0 for e in examples])  # (E, N, L, 3) normalised increments
+
+    def begin_episode(self, seed: int) -> None:
+        """Nothing to do: retrieval has no randomness."""
+
+    def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
+        from tracegen.model.data import resize_observation
+        from tracegen.model.encoders import clean_instruction
+
+        H, W = frame.rgb.shape[:2]
+        rgb, _ = resize_observation(frame.rgb, None, self.image_size)
+        query = self.embed(rgb, self.text.encode([clean_instruction(instruction)])[0])
+        x = self.x0[int(np.argmax(self.keys @ query))].astype(np.float64)
+        start_z = None if frame.depth is None else grid_start_depth(frame.depth, self.grid)
+        return decode_deltas(x, grid_points(H, W, self.grid), start_z, H, W)
 
 
 class SimState:

@@ -59,8 +59,9 @@ PROTOCOLS = {
 @dataclass
 class BenchConfig:
     protocol: str = "avdc"
-    planner: str = "model"  # model | oracle
+    planner: str = "model"  # model | oracle | neighbour
     ckpt: str | None = None
+    data: tuple[str, ...] | None = None  # the neighbour planner's training traces (trace dataset folders)
     out: str = "bench.json"
     tasks: tuple[str, ...] | None = None  # subsets of the protocol's
     cameras: tuple[str, ...] | None = None
@@ -100,10 +101,12 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
         raise ValueError(f"--workers must be at least 1, not {cfg.workers}")
     if cfg.videos < 0:
         raise ValueError(f"--videos must be at least 0, not {cfg.videos}")
-    if cfg.planner not in ("model", "oracle"):
-        raise ValueError(f"unknown planner {cfg.planner!r}; use model or oracle")
+    if cfg.planner not in ("model", "oracle", "neighbour"):
+        raise ValueError(f"unknown planner {cfg.planner!r}; use model, oracle or neighbour")
     if cfg.planner == "model" and not cfg.planner_factory:
         check_checkpoint(cfg.ckpt)
+    if cfg.planner == "neighbour":
+        check_trace_data(cfg.data)
     rollout_config(cfg, proto)  # refuse an unknown rule or a bad value now
     seeds = proto.eval_seeds[: cfg.seeds] if cfg.seeds else proto.eval_seeds
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
@@ -116,6 +119,7 @@ def run_settings(cfg: BenchConfig) -> dict:
         "protocol": cfg.protocol,
         "planner": cfg.planner_factory or cfg.planner,
         "checkpoint": cfg.ckpt if model else None,
+        "data": list(cfg.data) if cfg.planner == "neighbour" and cfg.data else None,
         "sample_steps": cfg.sample_steps if model else None,
         "guidance": cfg.guidance if model else None,
         "restore_speed": cfg.restore_speed if model else None,
@@ -146,6 +150,16 @@ def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
             raise ValueError(f"{log_path} holds episodes run with other settings ({detail}); choose another --json "
                              "or delete that log to start over")
     save_json(settings_path, settings)
+
+
+def check_trace_data(data: tuple[str, ...] | None) -> None:
+    """Refuse a neighbour planner without trace datasets, or with a folder that is not one."""
+    from tracegen.io.convert import detect
+
+    if not data:
+        raise ValueError("--planner neighbour needs --data (the trace datasets to retrieve from)")
+    for folder in data:
+        detect(folder)  # DataError (a ValueError) naming the folder
 
 
 def check_checkpoint(ckpt: str | None) -> None:
@@ -260,6 +274,13 @@ def make_planner(cfg: BenchConfig):
         from tracegen.act.planners import OraclePlanner
 
         return OraclePlanner()
+    if cfg.planner == "neighbour":
+        from tracegen.act.planners import NeighbourPlanner
+        from tracegen.model import preset
+        from tracegen.model.encoders import TextEncoder
+        from tracegen.train import load_examples
+
+        return NeighbourPlanner(load_examples(list(cfg.data), preset("default"))[0], TextEncoder())
     from tracegen.act.planners import ModelPlanner
     from tracegen.model import TraceGen
     from tracegen.sim.instructions import instructions
@@ -383,7 +404,9 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "version": proto.version,
         "planner": cfg.planner,
         "checkpoint": cfg.ckpt,
-        "data": load_json(train_cfg)["data"] if cfg.ckpt and train_cfg.exists() else None,
+        "data": list(cfg.data) if cfg.planner == "neighbour" else (
+            load_json(train_cfg)["data"] if cfg.ckpt and train_cfg.exists() else None
+        ),
         "episodes": len(rows),
         "overall_success": round(sum(bool(r["success"]) for r in rows) / max(1, len(rows)), 4),
         "per_task": {t: {c: f"{s}/{n}" for c, (s, n) in cams.items()} for t, cams in per_task.items()},

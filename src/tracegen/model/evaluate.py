@@ -66,9 +66,10 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
 
 
-def observation_embedding(ex: Example, text: np.ndarray) -> np.ndarray:
-    """A cheap descriptor for the nearest-neighbour baseline: a 16x16 thumbnail and the instruction embedding."""
-    thumb = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(ex.rgb).float()[None] / 255, 16).numpy().ravel()
+def observation_embedding(rgb: np.ndarray, text: np.ndarray) -> np.ndarray:
+    """A cheap descriptor for the nearest-neighbour baseline: a 16x16 thumbnail of ``rgb (3, S, S)`` uint8 (an
+    :class:`Example`'s) and the instruction embedding ``text (D,)``; compare two with a dot product."""
+    thumb = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(rgb).float()[None] / 255, 16).numpy().ravel()
     thumb = (thumb - thumb.mean()) / (thumb.std() + 1e-6)
     return np.concatenate([thumb / np.sqrt(len(thumb)), text])
 
@@ -89,7 +90,7 @@ def evaluate(
     pred_rows, best_rows, static_rows, nn_rows = [], [], [], []
     train_emb = np.stack(
         [
-            observation_embedding(e, v)
+            observation_embedding(e.rgb, v)
             for e, v in zip(train, model.text.encode([e.instructions[0] for e in train]), strict=True)
         ]
     )
@@ -104,7 +105,7 @@ def evaluate(
             pred_rows.append(scores[0])
             best_rows.append({"best_of_k_ade_px": min(s["ade_px"] for s in scores if s)} if scores[0] else {})
             static_rows.append(displacement_metrics(np.zeros_like(x[j, 0]), test[i]))
-            query = observation_embedding(test[i], test_text[i])
+            query = observation_embedding(test[i].rgb, test_text[i])
             neighbour = train[int(np.argmax(train_emb @ query))]
             nn_rows.append(displacement_metrics(neighbour.x0, test[i]))
     result = {"samples": len(test), "k": k} | mean_metrics(pred_rows) | mean_metrics(best_rows)

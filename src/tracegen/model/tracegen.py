@@ -28,7 +28,7 @@ from tracegen.model.config import TraceGenConfig
 from tracegen.model.data import resize_observation
 from tracegen.model.decoder import TraceDiT
 from tracegen.model.encoders import TextEncoder, build_observation_encoder, clean_instruction
-from tracegen.traces import DELTA_SCALE, decode_deltas, grid_pixel_indices, grid_points
+from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 OLD_DEFAULTS = {"point_features": 0}  # a field that older checkpoints were saved without and whose default changed
@@ -230,12 +230,7 @@ class TraceGen(nn.Module):
         batch = self._prepare(rgbs, depths, texts)
         x = self.sample(batch, num_samples, steps, guidance, sampler, seed).cpu().numpy()  # (B, S, N, L, 3)
         start_uv = grid_points(H, W, self.cfg.grid)
-        if depths is not None:
-            rows, cols = grid_pixel_indices(H, W, self.cfg.grid)
-            start_z = depths[:, rows, cols].astype(np.float64)  # (B, N)
-            start_z = np.where(start_z > 0, start_z, np.nan)[:, None]  # no measurement -> NaN
-        else:
-            start_z = None
+        start_z = None if depths is None else grid_start_depth(depths, self.cfg.grid)[:, None]  # (B, 1, N)
         traj = decode_deltas(x.astype(np.float64), start_uv, start_z, H, W).astype(np.float32)
         xyz = None
         if K is not None:
