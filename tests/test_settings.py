@@ -22,7 +22,7 @@ def test_nested_settings_keep_kinds_and_leave_the_rest():
     [
         ("executor=1", "unknown setting 'executor'"),  # a whole section is not a setting
         ("latch_gripper=1", "latch_gripper takes a bool, not 1"),
-        ("steps_per_plan=2.5", "steps_per_plan takes a int"),
+        ("steps_per_plan=2.5", "steps_per_plan takes an int"),
         ("gian=3", "did you mean gain"),
         ("colour=red", "dotted names such as executor.x"),
     ],
@@ -35,3 +35,8 @@ def test_bad_settings_name_the_key(item, message):
 def test_the_configs_own_checks_still_run():
     with pytest.raises(ValueError, match="query_every must be >= 1"):
         apply_settings(ForgeConfig(), ["window.query_every=0"], "tracker.snap_radius")
+
+
+def test_a_setting_without_a_default_keeps_the_config_hashable():
+    cfg = apply_settings(ForgeConfig(), ["source.episodes=[0, 2]"], "tracker.snap_radius")
+    assert cfg.source.episodes == (0, 2) and hash(cfg) and ForgeConfig.from_dict(cfg.to_dict()) == cfg

@@ -51,14 +51,15 @@ def _replace(node: Any, path: list[str], key: str, value: Any) -> Any:
 def _same_kind(key: str, old: Any, value: Any) -> Any:
     """``value`` if it is of the setting's kind (a setting that is None by default takes anything), else
     ValueError naming the setting."""
-    if old is None:
-        return value
+    if old is None:  # no default to compare with: any value, lists as tuples (configs are frozen and hashable)
+        return tuple(value) if isinstance(value, list) else value
     kind = type(old)
     ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     ok |= kind is float and isinstance(value, int) and not isinstance(value, bool)
     ok |= kind in (list, tuple) and isinstance(value, list | tuple)
     if not ok:
-        raise ValueError(f"setting {key} takes a {kind.__name__}, not {value!r}")
+        article = "an" if kind.__name__[0] in "aeiou" else "a"
+        raise ValueError(f"setting {key} takes {article} {kind.__name__}, not {value!r}")
     if kind is float:
         return float(value)
     return tuple(value) if kind is tuple else value

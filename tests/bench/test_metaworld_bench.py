@@ -43,7 +43,7 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
         run_bench(other, False)  # a log of other settings is not resumed into one table
     assert len(read_log(log)) == 2
     pushed = dataclasses.replace(other, max_replans=40, settings=("stuck_push_m=0",))
-    with pytest.raises(ValueError, match="other settings .*rollout.stuck_push_m: None -> 0"):
+    with pytest.raises(ValueError, match="other settings .*rollout.stuck_push_m: None -> 0.0"):
         run_bench(pushed, False)  # nor a log of other executor rules
 
 
@@ -58,6 +58,8 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
     runner.close()
     result = run_bench(cfg, progress=False)
     assert result["settings"]["rollout"] == {"executor.path_mode": "rigid", "stuck_push_m": 0}
+    run_bench(dataclasses.replace(cfg, settings=("executor.path_mode=rigid", "stuck_push_m=0", "gain=10")), False)
+    # (resumed: a setting to its default value changes no rule, so the log's settings are the same)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +74,9 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(workers=0), "--workers must be at least 1"),
         (dict(settings=("executor.reach_radius=0",)), "'executor.reach_radius'; did you mean executor.reach_radius_m"),
         (dict(settings=("stuck_push_m=far",)), "setting stuck_push_m takes a float"),
-        (dict(settings=("max_env_steps=100",)), "step budget is the protocol's"),
+        (dict(settings=("max_replans=40",)), "step budget is the protocol's"),  # refused by name, whatever value
+        (dict(settings=("executor.path_mode=bogus",)), "unknown path_mode 'bogus'"),
+        (dict(settings=('executor.grasp_rules=["dipp"]',)), "unknown grasp rule"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):

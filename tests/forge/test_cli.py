@@ -52,7 +52,7 @@ def test_forge_and_forge_eval_on_simulated_episodes(tmp_path, sim_dir):
         (["--set", "tracker.kind=telepathy"], "unknown tracker 'telepathy'"),
         (["--set", "snap_radius=1"], "did you mean tracker.snap_radius?"),
         (["--set", "colour=red"], "dotted names such as tracker.snap_radius"),
-        (["--set", "tracker.snap_radius=wide"], "setting tracker.snap_radius takes a int, not 'wide'"),
+        (["--set", "tracker.snap_radius=wide"], "setting tracker.snap_radius takes an int, not 'wide'"),
         (["--set", "tracker.surface_depth=1"], "setting tracker.surface_depth takes a bool, not 1"),
         (["--set", "tracker.snap_radius=1px"], "'1px' is not a number, list or true/false/null"),
     ],

@@ -43,6 +43,9 @@ import numpy as np
 
 from tracegen.geometry import kabsch, pixels_to_world
 
+PATH_MODES = ("mean", "rigid")
+GRASP_RULES = ("co-motion", "dip")
+
 
 @dataclass(frozen=True)
 class ExecutorConfig:
@@ -75,6 +78,13 @@ class ExecutorConfig:
     reach_depth_m: float = 0.02  # ... its contact point lies this far behind the object's seen face (camera ray)
     reach_max_above_m: float = 0.02  # ... an object starting at most this far above the effector (arm links hang
     # above the tool; what it reaches lies level with it or below)
+
+    def __post_init__(self) -> None:
+        if self.path_mode not in PATH_MODES:
+            raise ValueError(f"unknown path_mode {self.path_mode!r}; use {' or '.join(map(repr, PATH_MODES))}")
+        unknown = [r for r in self.grasp_rules if r not in GRASP_RULES]
+        if unknown:
+            raise ValueError(f"unknown grasp rule(s) {unknown}; use any of {', '.join(map(repr, GRASP_RULES))}")
 
 
 @dataclass
@@ -339,12 +349,10 @@ def plan_from_trace(
     for rule in cfg.grasp_rules:
         if rule == "co-motion":
             rule_closed, rule_grasp = gripper_schedule(world, effector, path, cfg)
-        elif rule == "dip":
+        else:  # "dip" (ExecutorConfig refuses other names)
             rule_closed, rule_grasp = dip_schedule(
                 world, effector, path, cfg, descended_before_m, scene_points=scene_points
             )
-        else:
-            raise ValueError(f"unknown grasp rule {rule!r}; use 'co-motion' and/or 'dip'")
         if rule_closed.any() and (grasp is None or np.argmax(rule_closed) < np.argmax(closed)):
             grasp = rule_grasp  # the earliest grasp's contact point
         closed |= rule_closed

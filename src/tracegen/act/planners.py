@@ -93,6 +93,10 @@ class NeighbourPlanner:
 
         if not examples:
             raise ValueError("the neighbour planner needs at least one training triplet")
+        grids = sorted({int(round(np.sqrt(len(e.x0)))) for e in examples})
+        if grids != [grid]:
+            raise ValueError(f"the neighbour planner's triplets have {'/'.join(f'{g}x{g}' for g in grids)} query "
+                             f"grids; the executor here expects {grid}x{grid}")
         self.text, self.grid, self.embed = text, grid, observation_embedding
         self.image_size = examples[0].rgb.shape[-1]
         texts = text.encode([e.instructions[0] for e in examples])

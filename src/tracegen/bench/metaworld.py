@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.files import atomic_path, describe_changes, load_json, parse_setting, save_json
-from tracegen.settings import apply_settings
+from tracegen.settings import apply_settings, setting_keys
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -124,7 +124,7 @@ def run_settings(cfg: BenchConfig) -> dict:
         "guidance": cfg.guidance if model else None,
         "restore_speed": cfg.restore_speed if model else None,
         "max_replans": cfg.max_replans,
-        "rollout": dict(parse_setting(item) for item in cfg.settings) or None,  # the rules changed from the defaults
+        "rollout": changed_rules(cfg) or None,  # the executor's rules that differ from the defaults
     }
 
 
@@ -133,11 +133,26 @@ def rollout_config(cfg: BenchConfig, proto: Protocol):
     defaults, with ``cfg.settings`` applied (ValueError naming a bad one)."""
     from tracegen.act.rollout import RolloutConfig
 
+    budgets = [item for item in cfg.settings if parse_setting(item)[0] in ("max_env_steps", "max_replans")]
+    if budgets:
+        raise ValueError(f"{budgets}: the step budget is the protocol's and the replan budget is --max-replans, "
+                         "not settings")
     base = RolloutConfig(max_env_steps=proto.max_steps, max_replans=cfg.max_replans)
-    changed = apply_settings(base, cfg.settings, example="executor.path_mode")
-    if (changed.max_env_steps, changed.max_replans) != (base.max_env_steps, base.max_replans):
-        raise ValueError("the step budget is the protocol's and the replan budget is --max-replans, not a setting")
-    return changed
+    return apply_settings(base, cfg.settings, example="executor.path_mode")
+
+
+def changed_rules(cfg: BenchConfig) -> dict:
+    """``{dotted key: value}`` of the rules that ``cfg.settings`` change from the defaults (a setting to the
+    default value changes nothing)."""
+    proto = PROTOCOLS[cfg.protocol]
+    rules, defaults = rollout_config(cfg, proto), rollout_config(dataclasses.replace(cfg, settings=()), proto)
+
+    def value(c, key):
+        for part in key.split("."):
+            c = getattr(c, part)
+        return list(c) if isinstance(c, tuple) else c
+
+    return {k: value(rules, k) for k in setting_keys(rules) if value(rules, k) != value(defaults, k)}
 
 
 def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
