@@ -60,6 +60,10 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
     assert result["settings"]["rollout"] == {"executor.path_mode": "rigid", "stuck_push_m": 0}
     run_bench(dataclasses.replace(cfg, settings=("executor.path_mode=rigid", "stuck_push_m=0", "gain=10")), False)
     # (resumed: a setting to its default value changes no rule, so the log's settings are the same)
+    from tracegen.bench.metaworld import run_settings
+
+    rules = run_settings(dataclasses.replace(cfg, settings=('executor.grasp_rules=["dip"]', "gain=10")))["rollout"]
+    assert rules == {"executor.grasp_rules": ["dip"]}  # JSON-ready; the default gain is not a change
 
 
 @pytest.mark.parametrize(
