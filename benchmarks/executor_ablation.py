@@ -17,8 +17,7 @@ import time
 from tracegen.act.planners import OraclePlanner
 from tracegen.act.rollout import RolloutConfig, rollout
 from tracegen.bench.metaworld import PROTOCOLS
-from tracegen.io.files import parse_setting
-from tracegen.settings import apply_settings
+from tracegen.settings import apply_settings, changed_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.instructions import instructions
 
@@ -41,7 +40,7 @@ def main() -> None:
             total, count = total + r.success, count + 1
             print(f"{task}/{seed}: {'ok' if r.success else 'FAIL'} ({r.reason}, {r.steps} steps, {r.plans} plans)")
         env.close()
-    changed = dict(parse_setting(item) for item in args.set)
+    changed = changed_settings(cfg, base)
     print(f"TOTAL {total}/{count} with {changed or 'defaults'} in {time.perf_counter() - start:.0f} s")
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from tracegen.act.rollout import RolloutConfig
 from tracegen.forge.config import ForgeConfig
-from tracegen.settings import apply_settings, setting_keys
+from tracegen.settings import apply_settings, changed_settings, setting_keys
 
 
 def test_nested_settings_keep_kinds_and_leave_the_rest():
@@ -40,3 +40,8 @@ def test_the_configs_own_checks_still_run():
 def test_a_setting_without_a_default_keeps_the_config_hashable():
     cfg = apply_settings(ForgeConfig(), ["source.episodes=[0, 2]"], "tracker.snap_radius")
     assert cfg.source.episodes == (0, 2) and hash(cfg) and ForgeConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_changed_settings_lists_only_what_differs():
+    cfg = apply_settings(RolloutConfig(), ["gain=10", "stuck_push_m=0", 'executor.grasp_rules=["dip"]'], "executor.x")
+    assert changed_settings(cfg, RolloutConfig()) == {"stuck_push_m": 0.0, "executor.grasp_rules": ["dip"]}

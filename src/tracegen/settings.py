@@ -41,6 +41,24 @@ def setting_keys(cfg: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def setting_value(cfg: Any, key: str) -> Any:
+    """The value of the dotted ``key`` in ``cfg``."""
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def changed_settings(cfg: Any, default: Any) -> dict[str, Any]:
+    """``{dotted key: value}`` of every setting in which ``cfg`` differs from ``default`` (same config class),
+    tuples as lists (JSON-ready)."""
+    out = {}
+    for key in setting_keys(cfg):
+        value = setting_value(cfg, key)
+        if value != setting_value(default, key):
+            out[key] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def _replace(node: Any, path: list[str], key: str, value: Any) -> Any:
     name, rest = path[0], path[1:]
     old = getattr(node, name)

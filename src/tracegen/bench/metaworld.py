@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.files import atomic_path, describe_changes, load_json, parse_setting, save_json
-from tracegen.settings import apply_settings, setting_keys
+from tracegen.settings import apply_settings, changed_settings
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -145,14 +145,7 @@ def changed_rules(cfg: BenchConfig) -> dict:
     """``{dotted key: value}`` of the rules that ``cfg.settings`` change from the defaults (a setting to the
     default value changes nothing)."""
     proto = PROTOCOLS[cfg.protocol]
-    rules, defaults = rollout_config(cfg, proto), rollout_config(dataclasses.replace(cfg, settings=()), proto)
-
-    def value(c, key):
-        for part in key.split("."):
-            c = getattr(c, part)
-        return list(c) if isinstance(c, tuple) else c
-
-    return {k: value(rules, k) for k in setting_keys(rules) if value(rules, k) != value(defaults, k)}
+    return changed_settings(rollout_config(cfg, proto), rollout_config(dataclasses.replace(cfg, settings=()), proto))
 
 
 def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
