@@ -12,7 +12,7 @@
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
 #   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
-#   [FORGE_ARGS="--set tracker.surface_iters=4"] bash benchmarks/closed_loop_models.sh
+#   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] bash benchmarks/closed_loop_models.sh
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
 # stage when REC does not exist: 582 episodes, 8 min on a quiet 2-core machine, ~25 min on a busy one), plus the
@@ -42,6 +42,7 @@ WORKERS=${WORKERS:-2}
 ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
 TG=${TG:-tracegen}
 FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
+MODEL_ARGS=${MODEL_ARGS:-}  # extra model settings for the models trained from scratch (a warm-up keeps its init's)
 mkdir -p "$OUT"
 
 if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
@@ -81,10 +82,13 @@ warmup() {  # $1 = run name, $2 = trace set
 }
 for row in $ROWS; do
   case $row in
-    scratch) train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
-    scratch_gt) train scratch_gt --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 ;;
+    # shellcheck disable=SC2086  # MODEL_ARGS holds several words
+    scratch) train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 $MODEL_ARGS ;;
+    # shellcheck disable=SC2086
+    scratch_gt) train scratch_gt --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 $MODEL_ARGS ;;
     pretrained | warmup | warmup_gt | cross)
-      train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS"
+      # shellcheck disable=SC2086
+      train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS" $MODEL_ARGS
       case $row in warmup) warmup warmup target ;; warmup_gt) warmup warmup_gt target_gt ;;
         cross) warmup cross cross_hand ;; pretrained) ;; esac ;;
     *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross)" >&2; exit 2 ;;

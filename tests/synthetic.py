@@ -55,3 +55,13 @@ def synthetic_episode(
         gt,
         {"episode_id": f"synthetic_{seed}", "source": "synthetic", "task": "slide", "embodiment": "none"},
     )
+
+
+def tiny_train_config(dataset: str, out, steps: int, **kw):
+    """A ``TrainConfig`` for a few steps of the tiny preset on ``dataset`` (one of four episodes held out)."""
+    from tracegen.train import TrainConfig
+
+    settings = dict(
+        preset="tiny", batch_size=8, warmup_steps=2, log_every=1, eval_every=100, ckpt_every=100, val_fraction=0.25
+    )
+    return TrainConfig(data=[dataset], out=str(out), steps=steps, **(settings | kw))

@@ -34,6 +34,7 @@ from tracegen.io.files import atomic_dir, load_json, parse_setting, save_json
 from tracegen.model.augment import color_jitter, shift_by_cells
 from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
+from tracegen.model.retrieval import RetrievalBank
 from tracegen.model.tracegen import TraceGen
 
 
@@ -104,6 +105,8 @@ def make_batch(
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
+    # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k
+    batch = model.with_retrieved(batch, [e.episode_id for e in picks], model.cfg.retrieval_top_k, g)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
     if shift_cells > 0:
@@ -208,7 +211,8 @@ def validation_loss(model: TraceGen, examples: list[Example], batch_size: int, s
 
 
 # model config fields that shape only the training loss, not the weights: a warm-up (--init) may set them
-LOSS_FIELDS = ("cond_dropout", "depth_dropout", "dropout", "moving_weight", "moving_threshold", "path_loss")
+LOSS_FIELDS = ("cond_dropout", "depth_dropout", "dropout", "moving_weight", "moving_threshold", "path_loss",
+               "retrieval_top_k")
 
 
 def build_model(tcfg: TrainConfig) -> TraceGen:
@@ -239,10 +243,15 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     if not 0 <= tcfg.shift_cells < model.cfg.grid // 2:
         raise ValueError(f"shift_cells={tcfg.shift_cells}: use 0 (off) up to {model.cfg.grid // 2 - 1} cells of the "
                          f"{model.cfg.grid}x{model.cfg.grid} grid")
+    if tcfg.shift_cells and model.cfg.retrieval:
+        raise ValueError("shift_cells moves the observation away from its retrieved trace; use shift_cells=0 with "
+                         "retrieval=True")
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
     train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
+    if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
+        model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "pos" in name or "null" in name else decay).append(p)

@@ -8,25 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from synthetic import synthetic_episode
-from tracegen.forge.windows import gt_samples
-from tracegen.io.trace_dataset import write_dataset
+from synthetic import tiny_train_config as tiny
 from tracegen.train import TrainConfig, parse_overrides, train
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "ds"
-    shards = [(f"ep{i}", gt_samples(synthetic_episode(T=30, speed=0.01 * (i + 1), seed=i))[0]) for i in range(4)]
-    write_dataset(path, shards, grid=20, retarget={})
-    return str(path)
-
-
-def tiny(dataset, out, steps, **kw):
-    settings = dict(
-        preset="tiny", batch_size=8, warmup_steps=2, log_every=1, eval_every=100, ckpt_every=100, val_fraction=0.25
-    )
-    return TrainConfig(data=[dataset], out=str(out), steps=steps, **(settings | kw))
 
 
 def losses(run):

@@ -79,7 +79,7 @@ class ModelPlanner:
 
 class NeighbourPlanner:
     """The nearest-neighbour baseline in the closed loop: at each replan, the training triplet whose observation and
-    instruction are closest to the current ones (:func:`tracegen.model.evaluate.observation_embedding`, the
+    instruction are closest to the current ones (:class:`tracegen.model.retrieval.RetrievalBank`, the
     baseline of ``tracegen eval-traces``), its increments replayed from the current observation's query grid and
     depth. It retrieves one of its demonstrations and never generalises; a model has to beat it to show that it does.
 
@@ -89,7 +89,7 @@ class NeighbourPlanner:
     name = "neighbour"
 
     def __init__(self, examples: list, text, grid: int = DEFAULT_GRID):
-        from tracegen.model.evaluate import observation_embedding
+        from tracegen.model.retrieval import RetrievalBank
 
         if not examples:
             raise ValueError("the neighbour planner needs at least one training triplet")
@@ -97,23 +97,24 @@ class NeighbourPlanner:
         if grids != [grid]:
             raise ValueError(f"the neighbour planner's triplets have {'/'.join(f'{g}x{g}' for g in grids)} query "
                              f"grids; the executor here expects {grid}x{grid}")
-        self.text, self.grid, self.embed = text, grid, observation_embedding
+        self.text, self.grid = text, grid
         self.image_size = examples[0].rgb.shape[-1]
-        texts = text.encode([e.instructions[0] for e in examples])
-        self.keys = np.stack([observation_embedding(e.rgb, t) for e, t in zip(examples, texts, strict=True)])
-        self.x0 = np.stack([e.x0 for e in examples])  # (E, N, L, 3) normalised increments
+        self.bank = RetrievalBank.from_examples(examples, text)
 
     def begin_episode(self, seed: int) -> None:
         """Nothing to do: retrieval has no randomness."""
 
     def plan(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray, instruction: str) -> np.ndarray:
+        import torch
+
         from tracegen.model.data import resize_observation
         from tracegen.model.encoders import clean_instruction
+        from tracegen.model.retrieval import retrieval_keys
 
         H, W = frame.rgb.shape[:2]
         rgb, _ = resize_observation(frame.rgb, None, self.image_size)
-        query = self.embed(rgb, self.text.encode([clean_instruction(instruction)])[0])
-        x = self.x0[int(np.argmax(self.keys @ query))].astype(np.float64)
+        text = torch.from_numpy(self.text.encode([clean_instruction(instruction)]))
+        x = self.bank.retrieve(retrieval_keys(torch.from_numpy(rgb)[None] / 255.0, text))[0].double().numpy()
         start_z = None if frame.depth is None else grid_start_depth(frame.depth, self.grid)
         return decode_deltas(x, grid_points(H, W, self.grid), start_z, H, W)
 

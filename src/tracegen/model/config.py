@@ -33,6 +33,9 @@ class TraceGenConfig:
     point_head: int = 0  # > 0: hidden width of a per-point MLP that refines each point's output from its token, its
     # own features and its own noisy input (0: the token's linear head alone speaks for all its points)
     dropout: float = 0.0
+    retrieval: bool = False  # condition on the nearest training triplet's increments and predict a correction to
+    # them (tracegen.model.retrieval; the bank is saved beside the weights)
+    retrieval_top_k: int = 3  # training: a triplet's neighbour is one of this many nearest (of other episodes)
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
@@ -76,6 +79,12 @@ class TraceGenConfig:
                              f"{self.offset_scale}")
         if self.target == "offsets" and self.path_loss:
             raise ValueError("path_loss needs target='increments': with target='offsets' the loss is on the path")
+        if self.retrieval and (self.decoder != "dit" or self.prediction != "x0" or self.target != "increments"):
+            raise ValueError("retrieval=True needs decoder='dit', prediction='x0' and target='increments' (the "
+                             f"decoder corrects the retrieved increments), got {self.decoder!r}, {self.prediction!r}, "
+                             f"{self.target!r}")
+        if self.retrieval_top_k < 1:
+            raise ValueError(f"retrieval_top_k must be >= 1, got {self.retrieval_top_k}")
         if self.point_head and self.decoder != "dit":
             raise ValueError(f"point_head belongs to the 'dit' decoder; set point_head=0 for decoder={self.decoder!r}")
         if self.grid % self.point_patch:

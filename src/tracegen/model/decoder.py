@@ -10,6 +10,8 @@ gives each of its 16 points its own 32 steps.
 Each block: self-attention over trace tokens, cross-attention to the condition tokens (observation + instruction),
 and an MLP, each modulated AdaLN-Zero style by the flow time and the pooled condition. With point features, each
 token's input also gets what the observation shows under its ``p x p`` points (a linear map of their features).
+With retrieval, each token's input also gets the retrieved trace's increments of its points, and the output is a
+correction added to them (zero at initialisation: an untrained model replays its neighbour).
 """
 
 from __future__ import annotations
@@ -91,6 +93,7 @@ class TraceDiT(nn.Module):
         self.embed = nn.Linear(token_size, cfg.dim)
         self.pos = nn.Parameter(torch.randn(1, self.side * self.side, cfg.dim) * 0.02)
         self.point_embed = nn.Linear(p * p * cfg.point_features, cfg.dim) if cfg.point_features else None
+        self.retrieved_embed = nn.Linear(token_size, cfg.dim) if cfg.retrieval else None
         self.time = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.blocks = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth)])
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
@@ -119,12 +122,16 @@ class TraceDiT(nn.Module):
         context: torch.Tensor,
         pooled: torch.Tensor,
         points: torch.Tensor | None = None,
+        retrieved: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x ``(B, N, L, 3)``, t ``(B,)``, context ``(B, M, dim)`` condition tokens, pooled ``(B, dim)``,
-        points ``(B, N, point_features)`` (needed when the config has point features)."""
+        points ``(B, N, point_features)`` (needed when the config has point features), retrieved ``(B, N, L, 3)``
+        (needed with retrieval)."""
         h = self.embed(self.tokenize(x)) + self.pos
         if self.point_embed is not None:
             h = h + self.point_embed(self.tokenize(points))
+        if self.retrieved_embed is not None:
+            h = h + self.retrieved_embed(self.tokenize(retrieved))
         cond = self.time(timestep_embedding(t, self.cfg.dim)) + pooled
         for block in self.blocks:
             h = block(h, context, cond)
@@ -133,6 +140,8 @@ class TraceDiT(nn.Module):
         out = self.head(h)  # (B, T, p*p*L*3)
         if self.point_head is not None:
             out = out + self.point_head(h, self.tokenize(x), None if points is None else self.tokenize(points))
+        if self.retrieved_embed is not None:
+            out = out + self.tokenize(retrieved)  # the decoder predicts a correction to the retrieved increments
         return self.untokenize(out)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from tracegen.geometry import unproject
 from tracegen.model.data import Example, collate
+from tracegen.model.retrieval import RetrievalBank, retrieval_keys
 from tracegen.model.tracegen import TraceGen
 from tracegen.traces import decode_deltas
 
@@ -66,14 +67,6 @@ def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
 
 
-def observation_embedding(rgb: np.ndarray, text: np.ndarray) -> np.ndarray:
-    """A cheap descriptor for the nearest-neighbour baseline: a 16x16 thumbnail of ``rgb (3, S, S)`` uint8 (an
-    :class:`Example`'s) and the instruction embedding ``text (D,)``; compare two with a dot product."""
-    thumb = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(rgb).float()[None] / 255, 16).numpy().ravel()
-    thumb = (thumb - thumb.mean()) / (thumb.std() + 1e-6)
-    return np.concatenate([thumb / np.sqrt(len(thumb)), text])
-
-
 @torch.no_grad()
 def evaluate(
     model: TraceGen,
@@ -88,26 +81,20 @@ def evaluate(
     model.eval()
     texts = [e.instructions[0] for e in test]
     pred_rows, best_rows, static_rows, nn_rows = [], [], [], []
-    train_emb = np.stack(
-        [
-            observation_embedding(e.rgb, v)
-            for e, v in zip(train, model.text.encode([e.instructions[0] for e in train]), strict=True)
-        ]
-    )
+    bank = RetrievalBank.from_examples(train, model.text)
     test_text = model.text.encode(texts)
     for start in range(0, len(test), batch_size):
         chunk = list(range(start, min(start + batch_size, len(test))))
         batch = collate([test[i] for i in chunk], [texts[i] for i in chunk])
         batch["text_emb"] = torch.from_numpy(test_text[chunk])
         x = model.sample(batch, num_samples=k, steps=steps, seed=seed + start).cpu().numpy()  # (B, k, N, L, 3)
+        neighbours = bank.retrieve(retrieval_keys(batch["rgb"], batch["text_emb"])).numpy()  # (B, N, L, 3)
         for j, i in enumerate(chunk):
             scores = [displacement_metrics(x[j, s], test[i]) for s in range(k)]
             pred_rows.append(scores[0])
             best_rows.append({"best_of_k_ade_px": min(s["ade_px"] for s in scores if s)} if scores[0] else {})
             static_rows.append(displacement_metrics(np.zeros_like(x[j, 0]), test[i]))
-            query = observation_embedding(test[i].rgb, test_text[i])
-            neighbour = train[int(np.argmax(train_emb @ query))]
-            nn_rows.append(displacement_metrics(neighbour.x0, test[i]))
+            nn_rows.append(displacement_metrics(neighbours[j], test[i]))
     result = {"samples": len(test), "k": k} | mean_metrics(pred_rows) | mean_metrics(best_rows)
     result |= {f"static_{k_}": v for k_, v in mean_metrics(static_rows).items()}
     result |= {f"nn_{k_}": v for k_, v in mean_metrics(nn_rows).items()}

@@ -28,6 +28,7 @@ from tracegen.model.config import TraceGenConfig
 from tracegen.model.data import resize_observation
 from tracegen.model.decoder import TraceDiT
 from tracegen.model.encoders import TextEncoder, build_observation_encoder, clean_instruction
+from tracegen.model.retrieval import BANK, RetrievalBank, retrieval_keys
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -50,6 +51,7 @@ class Condition(NamedTuple):
     tokens: torch.Tensor  # (B, M, dim): observation tokens and the instruction token (cross-attention)
     pooled: torch.Tensor  # (B, dim): modulates every block with the flow time
     points: torch.Tensor | None  # (B, N, point_features): the observation under each query point, or None
+    retrieved: torch.Tensor | None  # (B, N, L, 3): the nearest training triplet's increments (retrieval), or None
 
 
 class TraceGen(nn.Module):
@@ -68,18 +70,36 @@ class TraceGen(nn.Module):
         else:
             self.decoder = TraceDiT(cfg)
         self.text = TextEncoder(cfg.text_encoder)
+        self.bank: RetrievalBank | None = None  # the training triplets, with cfg.retrieval (set by training)
 
     # --- conditioning ---
 
     def condition(self, batch: dict, keep: torch.Tensor | None = None) -> Condition:
-        """The condition of a batch; ``keep (B,)`` False -> the null condition (point features zero)."""
+        """The condition of a batch; ``keep (B,)`` False -> the null condition (point features and retrieved
+        increments zero)."""
         image, points = self.observation(batch["rgb"], batch["depth"], batch["has_depth"])  # (B, T_img, dim)
         text = self.text_proj(batch["text_emb"])  # (B, dim)
+        retrieved = batch["retrieved"] if self.cfg.retrieval else None
         if keep is not None:
             image = torch.where(keep[:, None, None], image, self.null_image.expand_as(image))
             text = torch.where(keep[:, None], text, self.null_text.expand_as(text))
             points = None if points is None else points * keep[:, None, None]
-        return Condition(torch.cat([image, text[:, None]], 1), text + image.mean(1), points)
+            retrieved = None if retrieved is None else retrieved * keep[:, None, None, None]
+        return Condition(torch.cat([image, text[:, None]], 1), text + image.mean(1), points, retrieved)
+
+    def with_retrieved(
+        self, batch: dict, exclude: list[str] | None = None, top_k: int = 1, generator: torch.Generator | None = None
+    ) -> dict:
+        """``batch`` plus ``retrieved (B, N, L, 3)``, the bank's nearest increments (unchanged without retrieval).
+        ``exclude``: each sample's episode, left out of its search; ``top_k``: draw among the k nearest."""
+        if not self.cfg.retrieval:
+            return batch
+        if self.bank is None:
+            raise ValueError("this model has retrieval=True but no retrieval bank: train it, or load a checkpoint "
+                             f"that has its {BANK}")
+        keys = retrieval_keys(batch["rgb"].cpu(), batch["text_emb"].cpu())
+        retrieved = self.bank.retrieve(keys, exclude=exclude, top_k=top_k, generator=generator)
+        return {**batch, "retrieved": retrieved.to(batch["rgb"].device)}
 
     @property
     def device(self) -> torch.device:
@@ -137,6 +157,8 @@ class TraceGen(nn.Module):
 
     def decode(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The decoder's raw output ``(B, N, L, 3)`` at ``x_t``, times ``t (B,)``: clean increments or a velocity."""
+        if cond.retrieved is not None:
+            return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points, cond.retrieved)
         return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
@@ -180,6 +202,8 @@ class TraceGen(nn.Module):
             (sampler or cfg.sampler),
         )
         B = len(batch["rgb"])
+        if "retrieved" not in batch:
+            batch = self.with_retrieved(batch)
         rep = {k: v.to(self.device).repeat_interleave(num_samples, 0) for k, v in batch.items() if torch.is_tensor(v)}
         cond = self.condition(rep)
         if guidance != 1.0:
@@ -259,7 +283,11 @@ class TraceGen(nn.Module):
         from tracegen.io.files import atomic_path, save_json
 
         path = Path(path)
+        if self.cfg.retrieval and self.bank is None:
+            raise ValueError("a model with retrieval=True is saved with its retrieval bank; this one has none")
         path.mkdir(parents=True, exist_ok=True)
+        if self.bank is not None:
+            self.bank.save(path / BANK)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(path / WEIGHTS) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "tracegen_version": __version__})
@@ -299,6 +327,8 @@ class TraceGen(nn.Module):
         except RuntimeError as e:
             first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
             raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
+        if cfg.retrieval:
+            model.bank = RetrievalBank.load(path / BANK)
         return model.eval()
 
 

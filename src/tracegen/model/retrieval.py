@@ -1,0 +1,111 @@
+"""Retrieval of training traces: the nearest-neighbour baseline and TraceGen's optional retrieval conditioning.
+
+A triplet is keyed by a cheap descriptor of its observation and instruction (a 16 x 16 thumbnail and the sentence
+embedding, :func:`retrieval_keys`); the bank holds every training triplet's key and normalised increments.
+
+- ``tracegen eval-traces`` and the closed-loop ``neighbour`` planner replay the nearest triplet's increments.
+- A model with ``retrieval=True`` is conditioned on them too: the decoder sees the retrieved increments in every
+  trace token and predicts a correction to them (``TraceDiT``). Its bank is saved beside the weights
+  (``retrieval.safetensors``) and rebuilt from the data of every training or warm-up run. In training, the neighbour
+  of a triplet comes from *another* episode (as at test time, where the query's episode was never seen), drawn among
+  the ``retrieval_top_k`` nearest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tracegen.errors import DataError
+
+THUMBNAIL = 16  # the key's thumbnail is THUMBNAIL x THUMBNAIL pixels per colour channel
+BANK = "retrieval.safetensors"
+
+
+def retrieval_keys(rgb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
+    """Keys ``(B, 3 * 16 * 16 + D)`` of observations ``rgb (B, 3, S, S)`` in [0, 1] and instruction embeddings
+    ``text_emb (B, D)`` (unit norm); compare two with a dot product. The thumbnail is standardised per image and
+    weighted like the unit-norm text, so that image and instruction count alike."""
+    thumb = F.adaptive_avg_pool2d(rgb.float(), THUMBNAIL).flatten(1)  # (B, 768)
+    thumb = (thumb - thumb.mean(1, keepdim=True)) / (thumb.std(1, keepdim=True, correction=0) + 1e-6)
+    return torch.cat([thumb / thumb.shape[1] ** 0.5, text_emb.float().to(thumb.device)], 1)
+
+
+@dataclass
+class RetrievalBank:
+    """The training triplets' keys and increments, R of them."""
+
+    keys: torch.Tensor  # (R, 3 * 16 * 16 + D) float32
+    traces: torch.Tensor  # (R, N, L, 3) float16 normalised increments, zero where masked
+    episodes: list[str] | None = None  # (R,) episode ids, to keep a triplet's own episode out in training
+
+    def __post_init__(self) -> None:
+        names = sorted(set(self.episodes or []))
+        self._episode_code = {name: i for i, name in enumerate(names)}
+        self._episode_codes = torch.tensor([self._episode_code[e] for e in self.episodes or []])  # (R,)
+
+    @classmethod
+    def from_examples(cls, examples: list, text_encoder) -> RetrievalBank:
+        """The bank of :class:`~tracegen.model.data.Example` s; ``text_encoder.encode(texts) -> (R, D)``."""
+        if not examples:
+            raise ValueError("a retrieval bank needs at least one training triplet")
+        text = torch.from_numpy(np.asarray(text_encoder.encode([e.instructions[0] for e in examples])))
+        rgb = torch.from_numpy(np.stack([e.rgb for e in examples])).float() / 255.0
+        traces = torch.from_numpy(np.stack([e.x0 * e.mask for e in examples])).half()
+        return cls(retrieval_keys(rgb, text), traces, [e.episode_id for e in examples])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def nearest(
+        self,
+        keys: torch.Tensor,
+        exclude: list[str] | None = None,
+        top_k: int = 1,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Bank indices ``(B,)`` of the triplets nearest to ``keys (B, D)``: the best, or one of the ``top_k`` best
+        drawn with ``generator``; ``exclude`` gives each query's episode, whose triplets are then skipped."""
+        scores = keys.float().cpu() @ self.keys.T  # (B, R)
+        if exclude is not None and self.episodes is not None:
+            query = torch.tensor([self._episode_code.get(q, -1) for q in exclude])  # (B,) -1: not in the bank
+            own = query[:, None] == self._episode_codes[None]  # (B, R)
+            if own.all(1).any():
+                raise ValueError("retrieval needs triplets of at least two episodes (a query's own is left out)")
+            scores = scores.masked_fill(own, -torch.inf)
+        if top_k <= 1:
+            return scores.argmax(1)
+        best = scores.topk(min(top_k, len(self)), 1).indices  # (B, k)
+        best_finite = torch.isfinite(scores.gather(1, best)).sum(1)  # (B,) how many of them are allowed
+        pick = (torch.rand(len(keys), generator=generator) * best_finite).long()
+        return best.gather(1, pick[:, None])[:, 0]
+
+    def retrieve(self, keys: torch.Tensor, **kwargs) -> torch.Tensor:
+        """The nearest triplets' increments ``(B, N, L, 3)`` float32 (see :meth:`nearest` for the options)."""
+        return self.traces[self.nearest(keys, **kwargs)].float()
+
+    def save(self, path: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        from tracegen.io.files import atomic_path
+
+        with atomic_path(Path(path)) as tmp:
+            save_file({"keys": self.keys.contiguous(), "traces": self.traces.half().contiguous()}, str(tmp))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RetrievalBank:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(path, "file not found: a model with retrieval=True needs the bank it was trained with")
+        try:
+            tensors = load_file(str(path))
+            return cls(tensors["keys"].float(), tensors["traces"].half())
+        except (SafetensorError, OSError, KeyError) as e:
+            raise DataError(path, f"cannot read the retrieval bank (truncated or corrupt?): {e}") from None

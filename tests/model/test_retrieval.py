@@ -1,0 +1,95 @@
+"""Retrieval: the bank's search, and TraceGen conditioned on the nearest training trace (retrieval=True)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from synthetic import tiny_train_config as tiny
+from tracegen.errors import DataError
+from tracegen.model import TraceGen, preset
+from tracegen.model.data import resize_observation
+from tracegen.model.retrieval import BANK, RetrievalBank, retrieval_keys
+from tracegen.train import load_examples, split_by_episode, train
+
+N, L = 16, 8  # a 4 x 4 grid, 8 steps
+
+
+def images(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 255, (count, 24, 32, 3), dtype=np.uint8)
+
+
+def bank_of(model: TraceGen, rgbs: np.ndarray, texts: list[str], episodes: list[str]) -> RetrievalBank:
+    """A bank whose triplet i has these image and instruction, and increments all equal to (i + 1) / 10."""
+    size = model.cfg.image_size
+    rgb = torch.from_numpy(np.stack([resize_observation(r, None, size)[0] for r in rgbs])).float() / 255
+    traces = torch.arange(1, len(rgbs) + 1).float().view(-1, 1, 1, 1).expand(-1, N, L, 3) / 10
+    return RetrievalBank(retrieval_keys(rgb, model.embed_texts(texts)), traces.half(), episodes)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = TraceGen(preset("tiny", grid=4, horizon=8, retrieval=True))
+    texts = ["open the drawer", "open the drawer", "push the button", "push the button"]
+    m.bank = bank_of(m, np.concatenate([images(2)] * 2), texts, ["a", "b", "a", "b"])
+    return m.eval()
+
+
+def test_the_nearest_triplet_is_found_by_image_and_by_instruction(model):
+    rgb = torch.from_numpy(np.stack([resize_observation(r, None, 32)[0] for r in images(2)] * 2)).float() / 255
+    same = retrieval_keys(rgb, model.embed_texts(["open the drawer", "open the drawer", "push the button",
+                                                  "push the button"]))
+    assert model.bank.nearest(same).tolist() == [0, 1, 2, 3]
+    swapped = retrieval_keys(rgb, model.embed_texts(["push the button"] * 2 + ["open the drawer"] * 2))
+    assert model.bank.nearest(swapped).tolist() == [2, 3, 0, 1]  # the instruction decides between equal images
+    # leaving a query's own episode out gives the nearest of the others
+    assert model.bank.nearest(same, exclude=["a", "b", "a", "b"]).tolist() == [1, 0, 3, 2]
+    drawn = {int(model.bank.nearest(same[:1], top_k=2, generator=torch.Generator().manual_seed(s))[0])
+             for s in range(20)}
+    assert drawn == {0, 2}  # top_k draws among the k nearest (the same image), and only them
+    with pytest.raises(ValueError, match="at least two episodes"):
+        RetrievalBank(model.bank.keys[:1], model.bank.traces[:1], ["a"]).nearest(same[:1], exclude=["a"])
+
+
+def test_an_untrained_retrieval_model_replays_its_neighbour(model):
+    """The decoder's correction starts at zero, so the flow lands on the retrieved increments."""
+    rgb = images(2)[0]
+    np.testing.assert_allclose(model.predict(rgb, None, "push the button", num_samples=2).x, 0.3, atol=1e-3)
+    np.testing.assert_allclose(model.predict(rgb, None, "open the drawer").x, 0.1, atol=1e-3)
+
+
+def test_the_null_condition_drops_the_retrieved_trace(model):
+    batch = model.with_retrieved(model._prepare(images(1, seed=5), None, ["push the button"]))
+    assert batch["retrieved"].abs().min() > 0
+    cond = model.condition(batch, keep=torch.zeros(1, dtype=torch.bool))
+    assert cond.retrieved.abs().max() == 0
+
+
+def test_the_bank_is_saved_with_the_weights_and_required_on_load(model, tmp_path):
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = TraceGen.from_pretrained(tmp_path / "ckpt")
+    torch.testing.assert_close(loaded.bank.keys, model.bank.keys, rtol=0, atol=0)
+    rgb = images(1, seed=7)[0]
+    np.testing.assert_array_equal(loaded.predict(rgb, None, "x").traj, model.predict(rgb, None, "x").traj)
+    (tmp_path / "ckpt" / BANK).unlink()
+    with pytest.raises(DataError, match="needs the bank it was trained with"):
+        TraceGen.from_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="saved with its retrieval bank"):
+        TraceGen(preset("tiny", grid=4, horizon=8, retrieval=True)).save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match="retrieval=True needs decoder='dit'"):
+        preset("tiny", retrieval=True, target="offsets").validate()
+
+
+def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(dataset, run, 3, model={"retrieval": True, "retrieval_top_k": 2}))
+    model = TraceGen.from_pretrained(run)
+    train_set, val_set = split_by_episode(load_examples([dataset], model.cfg)[0], 0.25, 0)  # tiny()'s split
+    assert len(val_set) > 0 and len(model.bank) == len(train_set) and model.bank.traces.shape[1:] == (400, 32, 3)
+    torch.testing.assert_close(model.bank.traces[0].float(), torch.from_numpy(train_set[0].x0 * train_set[0].mask),
+                               atol=1e-3, rtol=0)
+    assert json.loads((run / "config.json").read_text())["model"]["retrieval"] is True
+    with pytest.raises(ValueError, match="shift_cells=0 with retrieval"):
+        train(tiny(dataset, tmp_path / "shifted", 2, shift_cells=1, model={"retrieval": True}))
