@@ -7,6 +7,7 @@ Every step draws its batch, its noise and its dropout from a generator seeded by
 killed and resumed from its last checkpoint continues the very same loss curve. A run folder holds::
 
     RUN/model.safetensors, RUN/config.json     EMA weights + model config: TraceGen.from_pretrained(RUN)
+    RUN/retrieval.safetensors                  with retrieval=True: the bank of training triplets (written once)
     RUN/train_config.json                      the TrainConfig that made it
     RUN/training_state/                        raw weights, optimizer state (safetensors), step: for resuming
     RUN/log.jsonl, RUN/tb/                     metrics (JSON lines; TensorBoard)
@@ -98,15 +99,17 @@ def split_by_episode(examples: list[Example], val_fraction: float, seed: int) ->
 
 def make_batch(
     model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float = 0.0,
-    shift_cells: int = 0,
+    shift_cells: int = 0, top_k: int | None = None,
 ) -> dict:
-    """A training batch on the model's device (built and augmented on the CPU, with the CPU generator ``g``)."""
+    """A training batch on the model's device (built and augmented on the CPU, with the CPU generator ``g``).
+    With retrieval, each sample's neighbour is one of the ``top_k`` (default: the config's) nearest triplets of
+    other episodes."""
     picks = [examples[i] for i in idx]
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
     # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k
-    batch = model.with_retrieved(batch, [e.episode_id for e in picks], model.cfg.retrieval_top_k, g)
+    batch = model.with_retrieved(batch, [e.episode_id for e in picks], top_k or model.cfg.retrieval_top_k, g)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
     if shift_cells > 0:
@@ -164,7 +167,7 @@ def load_state(run: Path, model: TraceGen, ema: TraceGen, opt: torch.optim.Optim
     state_dir = run / "training_state"
     meta = load_json(state_dir / "state.json")
     model.load_state_dict(load_file(str(state_dir / "model.safetensors")))
-    ema.load_state_dict(TraceGen.from_pretrained(run).state_dict())
+    ema.load_state_dict(TraceGen.from_pretrained(run, load_bank=False).state_dict())
     flat = load_file(str(state_dir / "optimizer.safetensors"))
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in flat.items():
@@ -201,7 +204,7 @@ def validation_loss(model: TraceGen, examples: list[Example], batch_size: int, s
     losses = []
     for start in range(0, len(examples), batch_size):
         idx = list(range(start, min(start + batch_size, len(examples))))
-        batch = make_batch(model, examples, idx, g, 0.0)
+        batch = make_batch(model, examples, idx, g, 0.0, top_k=1)  # the nearest neighbour, as in inference
         losses.append(float(model.loss(batch, generator=g)) * len(idx))
     model.train()
     return sum(losses) / len(examples)
@@ -217,7 +220,8 @@ LOSS_FIELDS = ("cond_dropout", "depth_dropout", "dropout", "moving_weight", "mov
 
 def build_model(tcfg: TrainConfig) -> TraceGen:
     if tcfg.init:
-        model = TraceGen.from_pretrained(tcfg.init)  # warm-up: architecture from the checkpoint
+        model = TraceGen.from_pretrained(tcfg.init, load_bank=False)  # warm-up: architecture from the checkpoint
+        # (a retrieval model's bank is rebuilt from the warm-up data)
         trainable = {k: v for k, v in tcfg.model.items() if k in LOSS_FIELDS}
         for k, v in trainable.items():
             setattr(model.cfg, k, v)
@@ -251,6 +255,9 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     examples, skipped = load_examples(tcfg.data, model.cfg)
     train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
     if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
+        if len({e.episode_id for e in train_set}) < 2:
+            raise ValueError(f"retrieval=True trains on neighbours from other episodes; the training split of "
+                             f"{tcfg.data} has {len({e.episode_id for e in train_set})} episode(s)")
         model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text)
     decay, no_decay = [], []
     for name, p in model.named_parameters():

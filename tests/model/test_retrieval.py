@@ -11,7 +11,7 @@ from tracegen.errors import DataError
 from tracegen.model import TraceGen, preset
 from tracegen.model.data import resize_observation
 from tracegen.model.retrieval import BANK, RetrievalBank, retrieval_keys
-from tracegen.train import load_examples, split_by_episode, train
+from tracegen.train import load_examples, make_batch, split_by_episode, train
 
 N, L = 16, 8  # a 4 x 4 grid, 8 steps
 
@@ -70,9 +70,20 @@ def test_the_null_condition_drops_the_retrieved_trace(model):
 def test_the_bank_is_saved_with_the_weights_and_required_on_load(model, tmp_path):
     model.save_pretrained(tmp_path / "ckpt")
     loaded = TraceGen.from_pretrained(tmp_path / "ckpt")
-    torch.testing.assert_close(loaded.bank.keys, model.bank.keys, rtol=0, atol=0)
+    for a, b in ((loaded.bank.keys, model.bank.keys), (loaded.bank.traces, model.bank.traces)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert loaded.bank.episodes == model.bank.episodes and loaded.bank.fingerprint == model.bank.fingerprint
+    stamp = (tmp_path / "ckpt" / BANK).stat().st_mtime_ns
+    model.save_pretrained(tmp_path / "ckpt")  # the same bank again: the file is left alone
+    assert (tmp_path / "ckpt" / BANK).stat().st_mtime_ns == stamp
+    assert TraceGen.from_pretrained(tmp_path / "ckpt", load_bank=False).bank is None
     rgb = images(1, seed=7)[0]
     np.testing.assert_array_equal(loaded.predict(rgb, None, "x").traj, model.predict(rgb, None, "x").traj)
+    other = TraceGen(preset("tiny", grid=4, horizon=6, retrieval=True))
+    other.bank = RetrievalBank(model.bank.keys, model.bank.traces[:, :, :6], model.bank.episodes)
+    other.bank.save(tmp_path / "ckpt" / BANK)
+    with pytest.raises(DataError, match="does not fit the model"):
+        TraceGen.from_pretrained(tmp_path / "ckpt")
     (tmp_path / "ckpt" / BANK).unlink()
     with pytest.raises(DataError, match="needs the bank it was trained with"):
         TraceGen.from_pretrained(tmp_path / "ckpt")
@@ -88,8 +99,21 @@ def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(data
     model = TraceGen.from_pretrained(run)
     train_set, val_set = split_by_episode(load_examples([dataset], model.cfg)[0], 0.25, 0)  # tiny()'s split
     assert len(val_set) > 0 and len(model.bank) == len(train_set) and model.bank.traces.shape[1:] == (400, 32, 3)
-    torch.testing.assert_close(model.bank.traces[0].float(), torch.from_numpy(train_set[0].x0 * train_set[0].mask),
-                               atol=1e-3, rtol=0)
+    torch.testing.assert_close(model.bank.traces[5].float(), torch.from_numpy(train_set[5].x0), atol=1e-3, rtol=0)
+    # each training sample's neighbour comes from another episode (bank traces relabelled: trace j is all j / 100)
+    labels = torch.arange(len(train_set)).view(-1, 1, 1, 1).expand_as(model.bank.traces) / 100
+    model.bank = RetrievalBank(model.bank.keys, labels.half(), model.bank.episodes)
+    idx = list(range(len(train_set)))
+    batch = make_batch(model, train_set, idx, torch.Generator().manual_seed(0), top_k=2)
+    picked = (batch["retrieved"][:, 0, 0, 0] * 100).round().long().tolist()
+    assert all(train_set[j].episode_id != train_set[i].episode_id for i, j in zip(idx, picked, strict=True))
+    # a warm-up's bank is its own data, not its init's
+    warm = tmp_path / "warm"
+    train(tiny(dataset, warm, 2, init=str(run), val_fraction=0.5))
+    assert len(TraceGen.from_pretrained(warm).bank) == len(split_by_episode(load_examples([dataset], model.cfg)[0],
+                                                                            0.5, 0)[0])
     assert json.loads((run / "config.json").read_text())["model"]["retrieval"] is True
     with pytest.raises(ValueError, match="shift_cells=0 with retrieval"):
         train(tiny(dataset, tmp_path / "shifted", 2, shift_cells=1, model={"retrieval": True}))
+    with pytest.raises(ValueError, match="has 1 episode"):
+        train(tiny(dataset, tmp_path / "one", 2, val_fraction=0.75, model={"retrieval": True}))

@@ -60,7 +60,7 @@ def held_out_examples(ckpt: Path, data: list[str], split: str, limit: int | None
     """The examples to score and the training examples for the nearest-neighbour baseline."""
     from tracegen.train import load_examples, split_by_episode
 
-    model_cfg = TraceGen.from_pretrained(ckpt).cfg
+    model_cfg = TraceGen.from_pretrained(ckpt, load_bank=False).cfg
     examples, _ = load_examples(data, model_cfg)
     train_cfg = load_json(ckpt / "train_config.json") if (ckpt / "train_config.json").exists() else None
     if split == "auto":

@@ -13,6 +13,8 @@ embedding, :func:`retrieval_keys`); the bank holds every training triplet's key 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from tracegen.errors import DataError
 
 THUMBNAIL = 16  # the key's thumbnail is THUMBNAIL x THUMBNAIL pixels per colour channel
+THUMBNAIL_KEY = 3 * THUMBNAIL * THUMBNAIL  # the thumbnail's share of a key (the instruction embedding follows)
 BANK = "retrieval.safetensors"
 
 
@@ -44,22 +47,40 @@ class RetrievalBank:
     episodes: list[str] | None = None  # (R,) episode ids, to keep a triplet's own episode out in training
 
     def __post_init__(self) -> None:
+        if len(self.keys) != len(self.traces) or (self.episodes is not None and len(self.episodes) != len(self.keys)):
+            raise ValueError(f"a retrieval bank needs one key, trace and episode per triplet, got {len(self.keys)}, "
+                             f"{len(self.traces)}, {None if self.episodes is None else len(self.episodes)}")
         names = sorted(set(self.episodes or []))
         self._episode_code = {name: i for i, name in enumerate(names)}
         self._episode_codes = torch.tensor([self._episode_code[e] for e in self.episodes or []])  # (R,)
+        digest = hashlib.blake2b(self.keys.numpy().tobytes(), digest_size=16)
+        digest.update(self.traces.numpy().tobytes())
+        digest.update(json.dumps(self.episodes).encode())
+        self.fingerprint = digest.hexdigest()  # saving skips a file that already holds this bank
 
     @classmethod
-    def from_examples(cls, examples: list, text_encoder) -> RetrievalBank:
+    def from_examples(cls, examples: list, text_encoder, chunk: int = 256) -> RetrievalBank:
         """The bank of :class:`~tracegen.model.data.Example` s; ``text_encoder.encode(texts) -> (R, D)``."""
         if not examples:
             raise ValueError("a retrieval bank needs at least one training triplet")
         text = torch.from_numpy(np.asarray(text_encoder.encode([e.instructions[0] for e in examples])))
-        rgb = torch.from_numpy(np.stack([e.rgb for e in examples])).float() / 255.0
-        traces = torch.from_numpy(np.stack([e.x0 * e.mask for e in examples])).half()
-        return cls(retrieval_keys(rgb, text), traces, [e.episode_id for e in examples])
+        keys = [
+            retrieval_keys(torch.from_numpy(np.stack([e.rgb for e in examples[i : i + chunk]])) / 255.0,
+                           text[i : i + chunk])
+            for i in range(0, len(examples), chunk)
+        ]
+        traces = torch.from_numpy(np.stack([(e.x0 * e.mask).astype(np.float16) for e in examples]))
+        return cls(torch.cat(keys), traces, [e.episode_id for e in examples])
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def check(self, key_size: int, trace_shape: tuple[int, int, int], source: str | Path) -> None:
+        """Refuse a bank made for another text encoder, grid or horizon (``source`` names it in the message)."""
+        if self.keys.shape[1] != key_size or tuple(self.traces.shape[1:]) != trace_shape:
+            raise DataError(source, f"retrieval bank of keys {self.keys.shape[1]} and traces "
+                            f"{tuple(self.traces.shape[1:])} does not fit the model (keys {key_size}, traces "
+                            f"{trace_shape})")
 
     def nearest(
         self,
@@ -71,7 +92,9 @@ class RetrievalBank:
         """Bank indices ``(B,)`` of the triplets nearest to ``keys (B, D)``: the best, or one of the ``top_k`` best
         drawn with ``generator``; ``exclude`` gives each query's episode, whose triplets are then skipped."""
         scores = keys.float().cpu() @ self.keys.T  # (B, R)
-        if exclude is not None and self.episodes is not None:
+        if exclude is not None:
+            if self.episodes is None:
+                raise ValueError("this retrieval bank has no episode ids to leave a query's own episode out")
             query = torch.tensor([self._episode_code.get(q, -1) for q in exclude])  # (B,) -1: not in the bank
             own = query[:, None] == self._episode_codes[None]  # (B, R)
             if own.all(1).any():
@@ -89,16 +112,28 @@ class RetrievalBank:
         return self.traces[self.nearest(keys, **kwargs)].float()
 
     def save(self, path: str | Path) -> None:
+        """Write ``path`` atomically, unless it already holds this very bank (a training run saves every few
+        hundred steps; its bank does not change)."""
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import save_file
 
         from tracegen.io.files import atomic_path
 
-        with atomic_path(Path(path)) as tmp:
-            save_file({"keys": self.keys.contiguous(), "traces": self.traces.half().contiguous()}, str(tmp))
+        path = Path(path)
+        if path.is_file():
+            try:
+                with safe_open(str(path), "pt") as f:
+                    if (f.metadata() or {}).get("fingerprint") == self.fingerprint:
+                        return
+            except (SafetensorError, OSError):  # unreadable: write it again
+                pass
+        meta = {"fingerprint": self.fingerprint, "episodes": json.dumps(self.episodes)}
+        with atomic_path(path) as tmp:
+            save_file({"keys": self.keys.contiguous(), "traces": self.traces.half().contiguous()}, str(tmp), meta)
 
     @classmethod
     def load(cls, path: str | Path) -> RetrievalBank:
-        from safetensors import SafetensorError
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         path = Path(path)
@@ -106,6 +141,8 @@ class RetrievalBank:
             raise DataError(path, "file not found: a model with retrieval=True needs the bank it was trained with")
         try:
             tensors = load_file(str(path))
-            return cls(tensors["keys"].float(), tensors["traces"].half())
-        except (SafetensorError, OSError, KeyError) as e:
+            with safe_open(str(path), "pt") as f:
+                episodes = json.loads((f.metadata() or {}).get("episodes", "null"))
+            return cls(tensors["keys"].float(), tensors["traces"].half(), episodes)
+        except (SafetensorError, OSError, KeyError, ValueError) as e:
             raise DataError(path, f"cannot read the retrieval bank (truncated or corrupt?): {e}") from None

@@ -28,7 +28,7 @@ from tracegen.model.config import TraceGenConfig
 from tracegen.model.data import resize_observation
 from tracegen.model.decoder import TraceDiT
 from tracegen.model.encoders import TextEncoder, build_observation_encoder, clean_instruction
-from tracegen.model.retrieval import BANK, RetrievalBank, retrieval_keys
+from tracegen.model.retrieval import BANK, THUMBNAIL_KEY, RetrievalBank, retrieval_keys
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -120,6 +120,8 @@ class TraceGen(nn.Module):
         minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term.
         """
         increments, mask, B = batch["x0"], batch["mask"], len(batch["x0"])
+        if "retrieved" not in batch:  # (training retrieves with its own episodes left out: train.make_batch)
+            batch = self.with_retrieved(batch)
         x0 = self.to_target(increments, mask)  # what the flow generates
         # random draws on the CPU generator, then moved: the same numbers on every device
         rand = torch.rand(B, 3, generator=generator).to(x0.device)
@@ -302,8 +304,9 @@ class TraceGen(nn.Module):
         return path
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> TraceGen:
-        """Load a checkpoint folder; a config or weights that do not fit this code fail with a clear message."""
+    def from_pretrained(cls, path: str | Path, load_bank: bool = True) -> TraceGen:
+        """Load a checkpoint folder; a config or weights that do not fit this code fail with a clear message.
+        ``load_bank=False`` skips a retrieval model's bank (for its weights or config alone)."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -327,8 +330,9 @@ class TraceGen(nn.Module):
         except RuntimeError as e:
             first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
             raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
-        if cfg.retrieval:
+        if cfg.retrieval and load_bank:
             model.bank = RetrievalBank.load(path / BANK)
+            model.bank.check(THUMBNAIL_KEY + cfg.text_dim, (cfg.num_points, cfg.horizon, 3), path / BANK)
         return model.eval()
 
 
