@@ -13,6 +13,7 @@ embedding, :func:`retrieval_keys`); the bank holds every training triplet's key 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -53,10 +54,14 @@ class RetrievalBank:
         names = sorted(set(self.episodes or []))
         self._episode_code = {name: i for i, name in enumerate(names)}
         self._episode_codes = torch.tensor([self._episode_code[e] for e in self.episodes or []])  # (R,)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of the whole bank: saving skips a file that already holds it (computed only when saving)."""
         digest = hashlib.blake2b(self.keys.numpy().tobytes(), digest_size=16)
         digest.update(self.traces.numpy().tobytes())
         digest.update(json.dumps(self.episodes).encode())
-        self.fingerprint = digest.hexdigest()  # saving skips a file that already holds this bank
+        return digest.hexdigest()
 
     @classmethod
     def from_examples(cls, examples: list, text_encoder, chunk: int = 256) -> RetrievalBank:
