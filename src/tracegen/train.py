@@ -258,7 +258,7 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
         if len({e.episode_id for e in train_set}) < 2:
             raise ValueError(f"retrieval=True trains on neighbours from other episodes; the training split of "
                              f"{tcfg.data} has {len({e.episode_id for e in train_set})} episode(s)")
-        model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text)
+        model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "pos" in name or "null" in name else decay).append(p)

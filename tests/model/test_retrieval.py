@@ -117,3 +117,34 @@ def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(data
         train(tiny(dataset, tmp_path / "shifted", 2, shift_cells=1, model={"retrieval": True}))
     with pytest.raises(ValueError, match="has 1 episode"):
         train(tiny(dataset, tmp_path / "one", 2, val_fraction=0.75, model={"retrieval": True}))
+
+
+def test_with_the_retrieved_scene_the_decoder_sees_the_neighbours_observation(dataset, tmp_path):
+    """retrieval_scene: the bank keeps each triplet's observation; the neighbour's comes with its increments, is
+    encoded beside the current one, changes the condition, and is dropped by the null condition."""
+    run = tmp_path / "scene"
+    train(tiny(dataset, run, 2, model={"retrieval": True, "retrieval_scene": True}))
+    model = TraceGen.from_pretrained(run)
+    train_set = split_by_episode(load_examples([dataset], model.cfg)[0], 0.25, 0)[0]
+    np.testing.assert_array_equal(model.bank.rgb[3].numpy(), train_set[3].rgb)
+    torch.testing.assert_close(model.bank.depth[3].float(), torch.from_numpy(train_set[3].depth), atol=2e-3, rtol=0)
+    batch = make_batch(model, train_set, [0, 1], torch.Generator().manual_seed(0), top_k=1)
+    assert batch["retrieved_rgb"].shape == batch["rgb"].shape and batch["retrieved_depth"].shape == batch["depth"].shape
+    cond = model.condition(batch)
+    image_tokens = model.cfg.image_tokens**2
+    assert cond.tokens.shape[1] == 2 * image_tokens + 1 and cond.retrieved_points.shape == cond.points.shape
+    other = model.condition({**batch, "retrieved_rgb": 1 - batch["retrieved_rgb"]})
+    assert not torch.allclose(other.tokens[:, image_tokens:-1], cond.tokens[:, image_tokens:-1])
+    torch.testing.assert_close(other.tokens[:, :image_tokens], cond.tokens[:, :image_tokens])  # the current scene's
+    null = model.condition(batch, keep=torch.zeros(2, dtype=torch.bool))
+    assert null.retrieved_points.abs().max() == 0
+    torch.testing.assert_close(null.tokens[:, image_tokens:-1], model.null_image.expand(2, image_tokens, -1))
+    # it predicts from a single observation like any model, and refuses a bank without observations
+    assert model.predict(images(1)[0], None, "open the drawer").traj.shape == (1, 1, 400, 33, 3)
+    RetrievalBank(model.bank.keys, model.bank.traces, model.bank.episodes).save(run / BANK)
+    with pytest.raises(DataError, match="needs the bank's observations at 32x32; this bank has none"):
+        TraceGen.from_pretrained(run)
+    with pytest.raises(ValueError, match="rgb, depth and has_depth together"):
+        RetrievalBank(model.bank.keys, model.bank.traces, None, model.bank.rgb)
+    with pytest.raises(ValueError, match="it needs retrieval=True"):
+        preset("tiny", retrieval_scene=True)

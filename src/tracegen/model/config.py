@@ -36,6 +36,8 @@ class TraceGenConfig:
     retrieval: bool = False  # condition on the nearest training triplet's increments and predict a correction to
     # them (tracegen.model.retrieval; the bank is saved beside the weights)
     retrieval_top_k: int = 3  # training: a triplet's neighbour is one of this many nearest (of other episodes)
+    retrieval_scene: bool = False  # with retrieval: the decoder also sees the neighbour's observation (its image
+    # tokens beside the current ones, its point features in each trace token), to tell how the two scenes differ
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
@@ -83,6 +85,9 @@ class TraceGenConfig:
             raise ValueError("retrieval=True needs decoder='dit', prediction='x0' and target='increments' (the "
                              f"decoder corrects the retrieved increments), got {self.decoder!r}, {self.prediction!r}, "
                              f"{self.target!r}")
+        if self.retrieval_scene and not self.retrieval:
+            raise ValueError("retrieval_scene=True shows the decoder the retrieved triplet's observation; it needs "
+                             "retrieval=True")
         if self.retrieval_top_k < 1:
             raise ValueError(f"retrieval_top_k must be >= 1, got {self.retrieval_top_k}")
         if self.point_head and self.decoder != "dit":

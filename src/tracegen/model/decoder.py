@@ -11,7 +11,8 @@ Each block: self-attention over trace tokens, cross-attention to the condition t
 and an MLP, each modulated AdaLN-Zero style by the flow time and the pooled condition. With point features, each
 token's input also gets what the observation shows under its ``p x p`` points (a linear map of their features).
 With retrieval, each token's input also gets the retrieved trace's increments of its points, and the output is a
-correction added to them (zero at initialisation: an untrained model replays its neighbour).
+correction added to them (zero at initialisation: an untrained model replays its neighbour); with the retrieved
+scene, each token's input also gets what the neighbour's observation showed under its points.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class TraceDiT(nn.Module):
         self.pos = nn.Parameter(torch.randn(1, self.side * self.side, cfg.dim) * 0.02)
         self.point_embed = nn.Linear(p * p * cfg.point_features, cfg.dim) if cfg.point_features else None
         self.retrieved_embed = nn.Linear(token_size, cfg.dim) if cfg.retrieval else None
+        scene_points = cfg.retrieval_scene and cfg.point_features
+        self.scene_point_embed = nn.Linear(p * p * cfg.point_features, cfg.dim) if scene_points else None
         self.time = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.blocks = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.depth)])
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
@@ -123,15 +126,19 @@ class TraceDiT(nn.Module):
         pooled: torch.Tensor,
         points: torch.Tensor | None = None,
         retrieved: torch.Tensor | None = None,
+        retrieved_points: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x ``(B, N, L, 3)``, t ``(B,)``, context ``(B, M, dim)`` condition tokens, pooled ``(B, dim)``,
         points ``(B, N, point_features)`` (needed when the config has point features), retrieved ``(B, N, L, 3)``
-        (needed with retrieval)."""
+        (needed with retrieval), retrieved_points ``(B, N, point_features)`` (with retrieval_scene and point
+        features)."""
         h = self.embed(self.tokenize(x)) + self.pos
         if self.point_embed is not None:
             h = h + self.point_embed(self.tokenize(points))
         if self.retrieved_embed is not None:
             h = h + self.retrieved_embed(self.tokenize(retrieved))
+        if self.scene_point_embed is not None:
+            h = h + self.scene_point_embed(self.tokenize(retrieved_points))
         cond = self.time(timestep_embedding(t, self.cfg.dim)) + pooled
         for block in self.blocks:
             h = block(h, context, cond)

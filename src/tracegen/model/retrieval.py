@@ -9,6 +9,9 @@ embedding, :func:`retrieval_keys`); the bank holds every training triplet's key 
   (``retrieval.safetensors``) and rebuilt from the data of every training or warm-up run. In training, the neighbour
   of a triplet comes from *another* episode (as at test time, where the query's episode was never seen), drawn among
   the ``retrieval_top_k`` nearest.
+- With ``retrieval_scene=True`` the bank also keeps every triplet's observation (RGB uint8, depth float16, at the
+  model's image size), and the decoder sees the neighbour's scene beside the current one: what differs between the
+  two (where the objects are now) is what its correction has to account for.
 """
 
 from __future__ import annotations
@@ -46,11 +49,18 @@ class RetrievalBank:
     keys: torch.Tensor  # (R, 3 * 16 * 16 + D) float32
     traces: torch.Tensor  # (R, N, L, 3) float16 normalised increments, zero where masked
     episodes: list[str] | None = None  # (R,) episode ids, to keep a triplet's own episode out in training
+    rgb: torch.Tensor | None = None  # (R, 3, S, S) uint8 observations (retrieval_scene), or None
+    depth: torch.Tensor | None = None  # (R, 1, S, S) float16 metres, zeros where there is none (retrieval_scene)
+    has_depth: torch.Tensor | None = None  # (R,) bool (retrieval_scene)
 
     def __post_init__(self) -> None:
-        if len(self.keys) != len(self.traces) or (self.episodes is not None and len(self.episodes) != len(self.keys)):
-            raise ValueError(f"a retrieval bank needs one key, trace and episode per triplet, got {len(self.keys)}, "
-                             f"{len(self.traces)}, {None if self.episodes is None else len(self.episodes)}")
+        sizes = [len(self.traces)] + [len(x) for x in (self.episodes, self.rgb, self.depth, self.has_depth)
+                                      if x is not None]
+        if any(n != len(self.keys) for n in sizes):
+            raise ValueError(f"a retrieval bank needs one key, trace, episode and scene per triplet, got "
+                             f"{len(self.keys)} keys and {sizes}")
+        if (self.rgb is None) != (self.depth is None) or (self.rgb is None) != (self.has_depth is None):
+            raise ValueError("a retrieval bank's scenes need rgb, depth and has_depth together")
         names = sorted(set(self.episodes or []))
         self._episode_code = {name: i for i, name in enumerate(names)}
         self._episode_codes = torch.tensor([self._episode_code[e] for e in self.episodes or []])  # (R,)
@@ -61,11 +71,15 @@ class RetrievalBank:
         digest = hashlib.blake2b(self.keys.numpy().tobytes(), digest_size=16)
         digest.update(self.traces.numpy().tobytes())
         digest.update(json.dumps(self.episodes).encode())
+        for scene in (self.rgb, self.depth, self.has_depth):
+            if scene is not None:
+                digest.update(scene.numpy().tobytes())
         return digest.hexdigest()
 
     @classmethod
-    def from_examples(cls, examples: list, text_encoder, chunk: int = 256) -> RetrievalBank:
-        """The bank of :class:`~tracegen.model.data.Example` s; ``text_encoder.encode(texts) -> (R, D)``."""
+    def from_examples(cls, examples: list, text_encoder, chunk: int = 256, scenes: bool = False) -> RetrievalBank:
+        """The bank of :class:`~tracegen.model.data.Example` s; ``text_encoder.encode(texts) -> (R, D)``; ``scenes``:
+        keep their observations too (``retrieval_scene``)."""
         if not examples:
             raise ValueError("a retrieval bank needs at least one training triplet")
         text = torch.from_numpy(np.asarray(text_encoder.encode([e.instructions[0] for e in examples])))
@@ -75,17 +89,37 @@ class RetrievalBank:
             for i in range(0, len(examples), chunk)
         ]
         traces = torch.from_numpy(np.stack([(e.x0 * e.mask).astype(np.float16) for e in examples]))
-        return cls(torch.cat(keys), traces, [e.episode_id for e in examples])
+        observations = (
+            torch.from_numpy(np.stack([e.rgb for e in examples])),
+            torch.from_numpy(np.stack([e.depth.astype(np.float16) for e in examples])),
+            torch.tensor([e.has_depth for e in examples]),
+        ) if scenes else ()
+        return cls(torch.cat(keys), traces, [e.episode_id for e in examples], *observations)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def check(self, key_size: int, trace_shape: tuple[int, int, int], source: str | Path) -> None:
-        """Refuse a bank made for another text encoder, grid or horizon (``source`` names it in the message)."""
+    def check(
+        self, key_size: int, trace_shape: tuple[int, int, int], source: str | Path, scene_size: int | None = None
+    ) -> None:
+        """Refuse a bank made for another text encoder, grid or horizon, or without the ``scene_size`` square
+        observations a ``retrieval_scene`` model needs (``source`` names the bank in the message)."""
         if self.keys.shape[1] != key_size or tuple(self.traces.shape[1:]) != trace_shape:
             raise DataError(source, f"retrieval bank of keys {self.keys.shape[1]} and traces "
                             f"{tuple(self.traces.shape[1:])} does not fit the model (keys {key_size}, traces "
                             f"{trace_shape})")
+        if scene_size is not None and (self.rgb is None or tuple(self.rgb.shape[1:]) != (3, scene_size, scene_size)):
+            held = "none" if self.rgb is None else "x".join(map(str, self.rgb.shape[2:]))
+            raise DataError(source, f"the model has retrieval_scene=True and needs the bank's observations at "
+                            f"{scene_size}x{scene_size}; this bank has {held}: rebuild it by training")
+
+    def scenes(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The observations of bank triplets ``index (B,)`` as batch fields: ``retrieved_rgb (B, 3, S, S)`` in [0,
+        1], ``retrieved_depth (B, 1, S, S)`` metres, ``retrieved_has_depth (B,)``."""
+        if self.rgb is None:
+            raise ValueError("this retrieval bank keeps no observations (build it with scenes=True)")
+        return {"retrieved_rgb": self.rgb[index].float() / 255.0, "retrieved_depth": self.depth[index].float(),
+                "retrieved_has_depth": self.has_depth[index]}
 
     def nearest(
         self,
@@ -133,8 +167,11 @@ class RetrievalBank:
             except (SafetensorError, OSError):  # unreadable: write it again
                 pass
         meta = {"fingerprint": self.fingerprint, "episodes": json.dumps(self.episodes)}
+        tensors = {"keys": self.keys, "traces": self.traces.half()}
+        if self.rgb is not None:
+            tensors.update(rgb=self.rgb, depth=self.depth, has_depth=self.has_depth)
         with atomic_path(path) as tmp:
-            save_file({"keys": self.keys.contiguous(), "traces": self.traces.half().contiguous()}, str(tmp), meta)
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), meta)
 
     @classmethod
     def load(cls, path: str | Path) -> RetrievalBank:
@@ -148,6 +185,7 @@ class RetrievalBank:
             tensors = load_file(str(path))
             with safe_open(str(path), "pt") as f:
                 episodes = json.loads((f.metadata() or {}).get("episodes", "null"))
-            return cls(tensors["keys"].float(), tensors["traces"].half(), episodes)
+            scenes = [tensors.get(k) for k in ("rgb", "depth", "has_depth")]
+            return cls(tensors["keys"].float(), tensors["traces"].half(), episodes, *scenes)
         except (SafetensorError, OSError, KeyError, ValueError) as e:
             raise DataError(path, f"cannot read the retrieval bank (truncated or corrupt?): {e}") from None

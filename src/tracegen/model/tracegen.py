@@ -52,6 +52,8 @@ class Condition(NamedTuple):
     pooled: torch.Tensor  # (B, dim): modulates every block with the flow time
     points: torch.Tensor | None  # (B, N, point_features): the observation under each query point, or None
     retrieved: torch.Tensor | None  # (B, N, L, 3): the nearest training triplet's increments (retrieval), or None
+    retrieved_points: torch.Tensor | None = None  # (B, N, point_features): its observation under each query point
+    # (retrieval_scene), or None
 
 
 class TraceGen(nn.Module):
@@ -63,6 +65,8 @@ class TraceGen(nn.Module):
         self.text_proj = nn.Linear(cfg.text_dim, cfg.dim)
         self.null_image = nn.Parameter(torch.zeros(1, 1, cfg.dim))  # the trained null condition (guidance)
         self.null_text = nn.Parameter(torch.zeros(1, cfg.dim))
+        if cfg.retrieval_scene:  # tells the retrieved scene's tokens from the current one's
+            self.scene_tag = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02)
         if cfg.decoder == "cogvideox":
             from tracegen.model.paper import CogVideoXDecoder
 
@@ -75,17 +79,29 @@ class TraceGen(nn.Module):
     # --- conditioning ---
 
     def condition(self, batch: dict, keep: torch.Tensor | None = None) -> Condition:
-        """The condition of a batch; ``keep (B,)`` False -> the null condition (point features and retrieved
-        increments zero)."""
-        image, points = self.observation(batch["rgb"], batch["depth"], batch["has_depth"])  # (B, T_img, dim)
+        """The condition of a batch; ``keep (B,)`` False -> the null condition (the trained null image and text
+        tokens; point features and retrieved increments zero)."""
+        image, points, scene, scene_points = self.encode_observations(batch)
         text = self.text_proj(batch["text_emb"])  # (B, dim)
         retrieved = batch["retrieved"] if self.cfg.retrieval else None
         if keep is not None:
-            image = torch.where(keep[:, None, None], image, self.null_image.expand_as(image))
-            text = torch.where(keep[:, None], text, self.null_text.expand_as(text))
-            points = None if points is None else points * keep[:, None, None]
-            retrieved = None if retrieved is None else retrieved * keep[:, None, None, None]
-        return Condition(torch.cat([image, text[:, None]], 1), text + image.mean(1), points, retrieved)
+            image, scene = (_kept(x, keep, self.null_image) for x in (image, scene))
+            text = _kept(text, keep, self.null_text)
+            points, scene_points, retrieved = (_kept(x, keep) for x in (points, scene_points, retrieved))
+        tokens = [image] + ([] if scene is None else [scene]) + [text[:, None]]
+        return Condition(torch.cat(tokens, 1), text + image.mean(1), points, retrieved, scene_points)
+
+    def encode_observations(self, batch: dict) -> tuple:
+        """Image tokens ``(B, T_img, dim)`` and point features ``(B, N, F)`` (or None) of the observation, then the
+        same of the retrieved triplet's observation with ``retrieval_scene`` (else None, None): one encoder call."""
+        B = len(batch["rgb"])
+        views = ("", "retrieved_") if self.cfg.retrieval_scene else ("",)
+        image, points = self.observation(*(torch.cat([batch[v + k] for v in views]) for k in ("rgb", "depth",
+                                                                                              "has_depth")))
+        if not self.cfg.retrieval_scene:
+            return image, points, None, None
+        scene_points = None if points is None else points[B:]
+        return image[:B], None if points is None else points[:B], image[B:] + self.scene_tag, scene_points
 
     def with_retrieved(
         self, batch: dict, exclude: list[str] | None = None, top_k: int = 1, generator: torch.Generator | None = None
@@ -98,8 +114,11 @@ class TraceGen(nn.Module):
             raise ValueError("this model has retrieval=True but no retrieval bank: train it, or load a checkpoint "
                              f"that has its {BANK}")
         keys = retrieval_keys(batch["rgb"].cpu(), batch["text_emb"].cpu())
-        retrieved = self.bank.retrieve(keys, exclude=exclude, top_k=top_k, generator=generator)
-        return {**batch, "retrieved": retrieved.to(batch["rgb"].device)}
+        index = self.bank.nearest(keys, exclude=exclude, top_k=top_k, generator=generator)  # (B,)
+        found = {"retrieved": self.bank.traces[index].float()}
+        if self.cfg.retrieval_scene:
+            found.update(self.bank.scenes(index))
+        return {**batch, **{k: v.to(batch["rgb"].device) for k, v in found.items()}}
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +179,7 @@ class TraceGen(nn.Module):
     def decode(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
         """The decoder's raw output ``(B, N, L, 3)`` at ``x_t``, times ``t (B,)``: clean increments or a velocity."""
         if cond.retrieved is not None:
-            return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points, cond.retrieved)
+            return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points, cond.retrieved, cond.retrieved_points)
         return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
 
     def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
@@ -332,8 +351,17 @@ class TraceGen(nn.Module):
             raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
         if cfg.retrieval and load_bank:
             model.bank = RetrievalBank.load(path / BANK)
-            model.bank.check(THUMBNAIL_KEY + cfg.text_dim, (cfg.num_points, cfg.horizon, 3), path / BANK)
+            model.bank.check(THUMBNAIL_KEY + cfg.text_dim, (cfg.num_points, cfg.horizon, 3), path / BANK,
+                             cfg.image_size if cfg.retrieval_scene else None)
         return model.eval()
+
+
+def _kept(x: torch.Tensor | None, keep: torch.Tensor, null: torch.Tensor | None = None) -> torch.Tensor | None:
+    """``x (B, ...)`` where ``keep (B,)``, else ``null`` (broadcast to x; zeros when None). None stays None."""
+    if x is None:
+        return None
+    fill = torch.zeros_like(x) if null is None else null.expand_as(x)
+    return torch.where(keep.view(-1, *[1] * (x.ndim - 1)), x, fill)
 
 
 def describe(path: str | Path) -> str:
