@@ -108,7 +108,8 @@ def make_batch(
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
-    # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k
+    # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k; its
+    # scene (retrieval_scene) is not jittered, so the model learns to compare scenes across changes of colour
     batch = model.with_retrieved(batch, [e.episode_id for e in picks], top_k or model.cfg.retrieval_top_k, g)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
@@ -261,7 +262,7 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
         model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "pos" in name or "null" in name else decay).append(p)
+        (no_decay if p.ndim < 2 or any(w in name for w in ("pos", "null", "tag")) else decay).append(p)
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=tcfg.lr
     )

@@ -128,8 +128,15 @@ def test_with_the_retrieved_scene_the_decoder_sees_the_neighbours_observation(da
     train_set = split_by_episode(load_examples([dataset], model.cfg)[0], 0.25, 0)[0]
     np.testing.assert_array_equal(model.bank.rgb[3].numpy(), train_set[3].rgb)
     torch.testing.assert_close(model.bank.depth[3].float(), torch.from_numpy(train_set[3].depth), atol=2e-3, rtol=0)
-    batch = make_batch(model, train_set, [0, 1], torch.Generator().manual_seed(0), top_k=1)
-    assert batch["retrieved_rgb"].shape == batch["rgb"].shape and batch["retrieved_depth"].shape == batch["depth"].shape
+    assert torch.equal(model.bank.has_depth, torch.tensor([e.has_depth for e in train_set]))
+    # the scene comes from the triplet whose increments are retrieved (bank traces relabelled: trace j is all j / 100)
+    labelled = torch.arange(len(train_set)).view(-1, 1, 1, 1).expand_as(model.bank.traces) / 100
+    scenes = (model.bank.rgb, model.bank.depth, model.bank.has_depth)
+    model.bank = RetrievalBank(model.bank.keys, labelled.half(), model.bank.episodes, *scenes)
+    batch = make_batch(model, train_set, [0, 1], torch.Generator().manual_seed(0), top_k=2)
+    picked = (batch["retrieved"][:, 0, 0, 0] * 100).round().long()
+    torch.testing.assert_close(batch["retrieved_rgb"], model.bank.rgb[picked].float() / 255)
+    torch.testing.assert_close(batch["retrieved_depth"], model.bank.depth[picked].float())
     cond = model.condition(batch)
     image_tokens = model.cfg.image_tokens**2
     assert cond.tokens.shape[1] == 2 * image_tokens + 1 and cond.retrieved_points.shape == cond.points.shape
@@ -139,10 +146,15 @@ def test_with_the_retrieved_scene_the_decoder_sees_the_neighbours_observation(da
     null = model.condition(batch, keep=torch.zeros(2, dtype=torch.bool))
     assert null.retrieved_points.abs().max() == 0
     torch.testing.assert_close(null.tokens[:, image_tokens:-1], model.null_image.expand(2, image_tokens, -1))
+    # the decoder uses the neighbour's tokens and point features (its output head is no longer zero after training)
+    model.train()
+    model.loss(batch, generator=torch.Generator().manual_seed(0)).backward()
+    assert model.scene_tag.grad.abs().max() > 0 and model.decoder.scene_point_embed.weight.grad.abs().max() > 0
+    model.eval()
     # it predicts from a single observation like any model, and refuses a bank without observations
     assert model.predict(images(1)[0], None, "open the drawer").traj.shape == (1, 1, 400, 33, 3)
     RetrievalBank(model.bank.keys, model.bank.traces, model.bank.episodes).save(run / BANK)
-    with pytest.raises(DataError, match="needs the bank's observations at 32x32; this bank has none"):
+    with pytest.raises(DataError, match="observations at 32x32 .*this bank has none"):
         TraceGen.from_pretrained(run)
     with pytest.raises(ValueError, match="rgb, depth and has_depth together"):
         RetrievalBank(model.bank.keys, model.bank.traces, None, model.bank.rgb)

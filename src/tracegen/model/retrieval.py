@@ -31,6 +31,7 @@ from tracegen.errors import DataError
 THUMBNAIL = 16  # the key's thumbnail is THUMBNAIL x THUMBNAIL pixels per colour channel
 THUMBNAIL_KEY = 3 * THUMBNAIL * THUMBNAIL  # the thumbnail's share of a key (the instruction embedding follows)
 BANK = "retrieval.safetensors"
+SCENE_FIELDS = ("retrieved_rgb", "retrieved_depth", "retrieved_has_depth")  # what RetrievalBank.scenes gives a batch
 
 
 def retrieval_keys(rgb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
@@ -44,7 +45,7 @@ def retrieval_keys(rgb: torch.Tensor, text_emb: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class RetrievalBank:
-    """The training triplets' keys and increments, R of them."""
+    """The training triplets' keys and increments (and, for ``retrieval_scene``, observations), R of them."""
 
     keys: torch.Tensor  # (R, 3 * 16 * 16 + D) float32
     traces: torch.Tensor  # (R, N, L, 3) float16 normalised increments, zero where masked
@@ -108,18 +109,23 @@ class RetrievalBank:
             raise DataError(source, f"retrieval bank of keys {self.keys.shape[1]} and traces "
                             f"{tuple(self.traces.shape[1:])} does not fit the model (keys {key_size}, traces "
                             f"{trace_shape})")
-        if scene_size is not None and (self.rgb is None or tuple(self.rgb.shape[1:]) != (3, scene_size, scene_size)):
-            held = "none" if self.rgb is None else "x".join(map(str, self.rgb.shape[2:]))
-            raise DataError(source, f"the model has retrieval_scene=True and needs the bank's observations at "
-                            f"{scene_size}x{scene_size}; this bank has {held}: rebuild it by training")
+        if scene_size is None:
+            return
+        S, held = scene_size, None
+        if self.rgb is not None:
+            held = (tuple(self.rgb.shape[1:]), self.rgb.dtype, tuple(self.depth.shape[1:]))
+        if held != ((3, S, S), torch.uint8, (1, S, S)):
+            raise DataError(source, f"the model has retrieval_scene=True and needs the bank's observations at {S}x{S} "
+                            f"(RGB (3, {S}, {S}) uint8, depth (1, {S}, {S})); this bank has "
+                            f"{'none' if held is None else held}: rebuild it by training")
 
     def scenes(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observations of bank triplets ``index (B,)`` as batch fields: ``retrieved_rgb (B, 3, S, S)`` in [0,
         1], ``retrieved_depth (B, 1, S, S)`` metres, ``retrieved_has_depth (B,)``."""
         if self.rgb is None:
             raise ValueError("this retrieval bank keeps no observations (build it with scenes=True)")
-        return {"retrieved_rgb": self.rgb[index].float() / 255.0, "retrieved_depth": self.depth[index].float(),
-                "retrieved_has_depth": self.has_depth[index]}
+        found = self.rgb[index].float() / 255.0, self.depth[index].float(), self.has_depth[index]
+        return dict(zip(SCENE_FIELDS, found, strict=True))
 
     def nearest(
         self,

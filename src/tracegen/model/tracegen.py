@@ -28,7 +28,7 @@ from tracegen.model.config import TraceGenConfig
 from tracegen.model.data import resize_observation
 from tracegen.model.decoder import TraceDiT
 from tracegen.model.encoders import TextEncoder, build_observation_encoder, clean_instruction
-from tracegen.model.retrieval import BANK, THUMBNAIL_KEY, RetrievalBank, retrieval_keys
+from tracegen.model.retrieval import BANK, SCENE_FIELDS, THUMBNAIL_KEY, RetrievalBank, retrieval_keys
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -48,8 +48,9 @@ class TracePrediction:
 class Condition(NamedTuple):
     """What the decoder is conditioned on, for a batch of B observations with their instructions."""
 
-    tokens: torch.Tensor  # (B, M, dim): observation tokens and the instruction token (cross-attention)
-    pooled: torch.Tensor  # (B, dim): modulates every block with the flow time
+    tokens: torch.Tensor  # (B, M, dim): observation tokens (then the retrieved scene's, with retrieval_scene) and
+    # the instruction token (cross-attention)
+    pooled: torch.Tensor  # (B, dim): modulates every block with the flow time (current observation and instruction)
     points: torch.Tensor | None  # (B, N, point_features): the observation under each query point, or None
     retrieved: torch.Tensor | None  # (B, N, L, 3): the nearest training triplet's increments (retrieval), or None
     retrieved_points: torch.Tensor | None = None  # (B, N, point_features): its observation under each query point
@@ -96,8 +97,8 @@ class TraceGen(nn.Module):
         same of the retrieved triplet's observation with ``retrieval_scene`` (else None, None): one encoder call."""
         B = len(batch["rgb"])
         views = ("", "retrieved_") if self.cfg.retrieval_scene else ("",)
-        image, points = self.observation(*(torch.cat([batch[v + k] for v in views]) for k in ("rgb", "depth",
-                                                                                              "has_depth")))
+        rgb, depth, has_depth = (torch.cat([batch[v + k] for v in views]) for k in ("rgb", "depth", "has_depth"))
+        image, points = self.observation(rgb, depth, has_depth)  # (2B or B, T_img, dim), (2B or B, N, F) or None
         if not self.cfg.retrieval_scene:
             return image, points, None, None
         scene_points = None if points is None else points[B:]
@@ -106,8 +107,10 @@ class TraceGen(nn.Module):
     def with_retrieved(
         self, batch: dict, exclude: list[str] | None = None, top_k: int = 1, generator: torch.Generator | None = None
     ) -> dict:
-        """``batch`` plus ``retrieved (B, N, L, 3)``, the bank's nearest increments (unchanged without retrieval).
-        ``exclude``: each sample's episode, left out of its search; ``top_k``: draw among the k nearest."""
+        """``batch`` plus ``retrieved (B, N, L, 3)``, the bank's nearest increments, and with ``retrieval_scene``
+        that triplet's observation (``retrieved_rgb``, ``retrieved_depth``, ``retrieved_has_depth``, see
+        :meth:`RetrievalBank.scenes`); unchanged without retrieval. ``exclude``: each sample's episode, left out of
+        its search; ``top_k``: draw among the k nearest."""
         if not self.cfg.retrieval:
             return batch
         if self.bank is None:
@@ -119,6 +122,12 @@ class TraceGen(nn.Module):
         if self.cfg.retrieval_scene:
             found.update(self.bank.scenes(index))
         return {**batch, **{k: v.to(batch["rgb"].device) for k, v in found.items()}}
+
+    def has_retrieved(self, batch: dict) -> bool:
+        """Whether ``batch`` already holds everything :meth:`with_retrieved` adds (a batch with the increments
+        but without their scene is retrieved again, whole)."""
+        fields = ("retrieved",) + (SCENE_FIELDS if self.cfg.retrieval_scene else ())
+        return all(k in batch for k in fields)
 
     @property
     def device(self) -> torch.device:
@@ -139,7 +148,7 @@ class TraceGen(nn.Module):
         minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term.
         """
         increments, mask, B = batch["x0"], batch["mask"], len(batch["x0"])
-        if "retrieved" not in batch:  # (training retrieves with its own episodes left out: train.make_batch)
+        if not self.has_retrieved(batch):  # (training retrieves with its own episodes left out: train.make_batch)
             batch = self.with_retrieved(batch)
         x0 = self.to_target(increments, mask)  # what the flow generates
         # random draws on the CPU generator, then moved: the same numbers on every device
@@ -223,7 +232,7 @@ class TraceGen(nn.Module):
             (sampler or cfg.sampler),
         )
         B = len(batch["rgb"])
-        if "retrieved" not in batch:
+        if not self.has_retrieved(batch):
             batch = self.with_retrieved(batch)
         rep = {k: v.to(self.device).repeat_interleave(num_samples, 0) for k, v in batch.items() if torch.is_tensor(v)}
         cond = self.condition(rep)
