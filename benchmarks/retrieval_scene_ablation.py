@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 import torch
 
-from tracegen.model import TraceGen
+from tracegen.model import TraceGen, flow
 from tracegen.model.data import collate
 from tracegen.train import load_examples
 
@@ -55,7 +55,7 @@ def main() -> None:
     examples = load_examples([args.data], model.cfg)[0][:: args.every]
     x0 = torch.from_numpy(np.stack([e.x0 for e in examples]))  # (R, N, L, 3)
     mask = torch.from_numpy(np.stack([e.mask for e in examples]))
-    moving = x0[..., :2].abs().sum((-1, -2)) > 0.5  # (R, N): its normalised u, v increments add up to over 0.5
+    moving = flow.moving_points(x0, mask, model.cfg.moving_threshold)  # (R, N): as the training loss weights them
     print(f"{len(examples)} triplets, {int(moving.sum())} moving points")
     first = None
     for name, swap in SWAPS.items():
@@ -63,7 +63,8 @@ def main() -> None:
         error = ((x - x0).abs() * mask)[moving].mean()
         moved = "" if first is None else f", moved {(x - first).abs()[moving].mean():.4f} from the first"
         print(f"{name:32s} error on moving points {error:.4f}{moved}")
-        first = x if first is None else first
+        if first is None:
+            first = x
 
 
 if __name__ == "__main__":
