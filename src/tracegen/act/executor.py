@@ -4,7 +4,10 @@ A trace says where every grid point of the scene goes, in the observation's came
 things from it, each decided by a named rule (:class:`ExecutorConfig`):
 
 1. **Lift** every ``(u, v, z)`` to world coordinates with the camera's K and w2c.
-2. **Effector tracks**: near the end effector's known position (forward kinematics at planning time), the moving
+2. **The arm's tracks** (``kinematic_path``, given the robot's kinematics): the tracks that start on the arm's links
+   pin down its future joint angles, and forward kinematics gives the effector's path (:mod:`tracegen.act.kinematics`;
+   :func:`effector_motion`). Without them, or with ``kinematic_path="off"``:
+   **Effector tracks**: near the end effector's known position (forward kinematics at planning time), the moving
    tracks that move coherently with a seed track (:func:`select_effector_tracks`). The seed is the nearest of the
    tracks that start moving first (``first_movers``: an object about to be picked can lie closer to the tool point
    than any gripper point, but it waits for the gripper). When the gripper has no moving grid point (hidden behind the
@@ -36,14 +39,16 @@ Only the valid steps of the trace are used (a prediction has all 33).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
+from tracegen.act.kinematics import ArmKinematics, KinematicFitConfig
 from tracegen.geometry import kabsch, pixels_to_world
 
 PATH_MODES = ("mean", "rigid")
+KINEMATIC_PATHS = ("off", "hidden", "always")
 GRASP_RULES = ("co-motion", "dip")
 
 
@@ -78,8 +83,15 @@ class ExecutorConfig:
     reach_depth_m: float = 0.02  # ... its contact point lies this far behind the object's seen face (camera ray)
     reach_max_above_m: float = 0.02  # ... an object starting at most this far above the effector (arm links hang
     # above the tool; what it reaches lies level with it or below)
+    kinematic_path: Literal["off", "hidden", "always"] = "always"  # read the effector's path from the arm's own
+    # tracks through its kinematics (act.kinematics): when no grid point near the effector moves, always, or never
+    kinematics: KinematicFitConfig = field(default_factory=KinematicFitConfig)
 
     def __post_init__(self) -> None:
+        if self.kinematic_path not in KINEMATIC_PATHS:
+            raise ValueError(
+                f"unknown kinematic_path {self.kinematic_path!r}; use {', '.join(map(repr, KINEMATIC_PATHS))}"
+            )
         if self.path_mode not in PATH_MODES:
             raise ValueError(f"unknown path_mode {self.path_mode!r}; use {' or '.join(map(repr, PATH_MODES))}")
         unknown = [r for r in self.grasp_rules if r not in GRASP_RULES]
@@ -331,20 +343,21 @@ def plan_from_trace(
     num_steps: int | None = None,
     descended_before_m: float = 0.0,
     scene_points: np.ndarray | None = None,
+    arm: ArmKinematics | None = None,
 ) -> Plan:
     """The end-effector plan for a trace ``traj (N, S, 3)`` (u, v px; z m) seen by camera (K, w2c).
 
     ``num_steps`` keeps only the first steps (e.g. the valid ones). Tracks with unknown depth (NaN z) are ignored.
     ``descended_before_m``: how far the effector came down just before this plan (for the dip rule).
     ``scene_points``: the observation's depth lifted to world points (the dip rule's "next to something").
+    ``arm``: the robot's kinematics and which body each trace point starts on (``kinematic_path``).
     """
     traj = np.asarray(traj, np.float64)[:, :num_steps]
     world = lift_trace(traj, K, w2c)
     reached = reached_object_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
     if reached is not None:
         return Plan(*_reach_parts(world, reached, np.asarray(ee_position, np.float64), np.asarray(w2c), cfg))
-    effector = select_effector_tracks(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg)
-    path = effector_path(world, effector, np.asarray(ee_position, np.float64), cfg.path_mode)
+    effector, path = effector_motion(world, np.asarray(ee_position, np.float64), traj[:, 0, 2], cfg, arm)
     closed, grasp = np.zeros(len(path), bool), None
     for rule in cfg.grasp_rules:
         if rule == "co-motion":
@@ -357,6 +370,22 @@ def plan_from_trace(
             grasp = rule_grasp  # the earliest grasp's contact point
         closed |= rule_closed
     return Plan(path, closed, effector, world, grasp)
+
+
+def effector_motion(
+    world: np.ndarray, ee_position: np.ndarray, start_depth: np.ndarray, cfg: ExecutorConfig, arm: ArmKinematics | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(K,)`` the tracks that say where the effector goes, and its path ``(S, 3)``: fitted through the arm's
+    kinematics (``kinematic_path``: when no grid point near the effector moves, or always), else from the effector's
+    own tracks (:func:`select_effector_tracks`, :func:`effector_path`)."""
+    if arm is not None and cfg.kinematic_path != "off":
+        dist, moving = track_distances(world, ee_position, start_depth, cfg)
+        if cfg.kinematic_path == "always" or not (moving & (dist <= cfg.effector_radius_m)).any():
+            fit = arm.fit(world, cfg.min_track_motion_m)
+            if fit is not None:
+                return fit[1], fit[0]
+    effector = select_effector_tracks(world, ee_position, start_depth, cfg)
+    return effector, effector_path(world, effector, ee_position, cfg.path_mode)
 
 
 def _reach_parts(world, tracks, ee_position, w2c, cfg):

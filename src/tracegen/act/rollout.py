@@ -28,10 +28,12 @@ from typing import Protocol
 import numpy as np
 
 from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
+from tracegen.act.kinematics import ArmKinematics
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
 from tracegen.sim.render import Frame
+from tracegen.traces import grid_pixel_indices
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class RolloutConfig:
     min_plan_motion_m: float = 0.005  # a plan moving less than this counts as static
     max_static_plans: int = 3  # give up after this many static plans in a row
     grasp_wait_steps: int = 12  # env steps spent closing the gripper in place when a plan starts a grasp
+    approach_clearance_m: float = 0.0  # > 0: go to the contact point from above (this far over it, or the
+    # current height if higher), then straight down: a pre-grasp pose
     grasp_tolerance_m: float = 0.006  # the effector goes this close to the plan's contact point before closing
     grasp_press_m: float = 0.02  # > 0: from the contact point, keep going down (world -z, at most this far) ...
     press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
@@ -160,7 +164,14 @@ def approach_contact(
     ``grasp_press_m`` until blocked; the gripper then closes where the effector is (``plan.grasp_position`` is
     updated). Returns (steps used, whether the budget allows more)."""
     g = plan.grasp_position
-    used = drive(env, g, cfg, budget, history, cfg.grasp_tolerance_m)
+    used = 0
+    if cfg.approach_clearance_m > 0:  # a pre-grasp pose above the contact point, then straight down
+        hover = np.append(g[:2], max(history[-1][2], g[2] + cfg.approach_clearance_m))
+        for _ in range(4):  # drive() stops after max_steps_per_waypoint: give the hover a few of those
+            used += drive(env, hover, cfg, budget - used, history, cfg.waypoint_tolerance_m)
+            if np.linalg.norm(hover - history[-1]) <= cfg.waypoint_tolerance_m or used >= budget or env.success:
+                break
+    used += drive(env, g, cfg, budget - used, history, cfg.grasp_tolerance_m)
     if cfg.grasp_press_m > 0:  # the retargeted steps cut the bottom of a pick: press on until something stops us
         floor = np.append(g[:2], g[2] - cfg.grasp_press_m)
         used += drive(env, floor, cfg, budget - used, history, cfg.grasp_tolerance_m, stop_when_blocked=True)
@@ -203,6 +214,21 @@ def follow(
     return used, False, sent_closed
 
 
+def arm_kinematics(
+    env: SimEnv, frame: Frame, num_points: int, ee_position: np.ndarray, cfg: ExecutorConfig
+) -> ArmKinematics | None:
+    """The robot's kinematics at the observation, with the body each of the ``num_points`` grid points starts on:
+    the robot's own rendered mask (on a real robot: its model rendered from the calibrated camera); ``None``
+    without a mask."""
+    if frame.seg is None:
+        return None
+    grid = int(round(np.sqrt(num_points)))
+    rows, cols = grid_pixel_indices(*frame.depth.shape, grid)
+    geom = frame.geom_ids()[rows, cols]
+    point_body = np.where(geom >= 0, env.model.geom_bodyid[np.maximum(geom, 0)], -1)
+    return ArmKinematics(env.model, env.data.qpos, env.effector_body, ee_position, point_body, cfg.kinematics)
+
+
 def rollout(
     env: SimEnv,
     planner: Planner,
@@ -229,7 +255,8 @@ def rollout(
         if result.plans >= cfg.max_replans:
             result.reason = "replan budget"
             break
-        frame = env.render(camera, depth=True, seg=planner.name == "oracle")
+        kinematic = cfg.executor.kinematic_path != "off"
+        frame = env.render(camera, depth=True, seg=planner.name == "oracle" or kinematic)
         K, w2c = env.intrinsics(camera), env.extrinsics(camera)
         t0 = time.perf_counter()
         traj = planner.plan(env, frame, K, w2c, instruction)
@@ -245,8 +272,9 @@ def rollout(
             vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
             ok = (d > 0) & (d < cfg.executor.max_depth_m)
             scene = pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
+        arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
         plan = plan_from_trace(
-            traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene
+            traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
         if latched and cfg.release_static_plans and plan.displacement < cfg.min_plan_motion_m:
             static_closed += 1

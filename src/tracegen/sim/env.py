@@ -77,6 +77,11 @@ class SimEnv(ABC):
     def ee_pose(self) -> np.ndarray:
         """``(4, 4)`` end-effector (tool centre point) -> world pose."""
 
+    @property
+    @abstractmethod
+    def effector_body(self) -> int:
+        """Id of the body that carries the tool centre point (the arm's last link)."""
+
     @abstractmethod
     def gripper_opening(self) -> float:
         """Gripper opening in [0, 1]: finger-pad distance / 10 cm, clipped (Meta-World's definition)."""

@@ -131,6 +131,10 @@ class MetaWorldEnv(SimEnv):
         T[:3, 3] = self.env.tcp_center
         return T
 
+    @property
+    def effector_body(self) -> int:
+        return self.model.body("hand").id
+
     def gripper_opening(self) -> float:
         return float(self._obs[3])
 

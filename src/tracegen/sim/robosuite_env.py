@@ -129,6 +129,10 @@ class RobosuiteEnv(SimEnv):
         T[:3, 3] = self.data.site_xpos[self._eef_site]
         return T
 
+    @property
+    def effector_body(self) -> int:
+        return int(self.model.site_bodyid[self._eef_site])
+
     def gripper_opening(self) -> float:
         """Finger-pad distance / 10 cm, clipped to [0, 1] (Meta-World's definition)."""
         return float(np.clip(self.pad_distance() / 0.1, 0.0, 1.0))

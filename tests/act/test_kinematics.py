@@ -1,0 +1,93 @@
+"""The arm's tracks read through its kinematics, on the real Sawyer of Meta-World."""
+
+import mujoco
+import numpy as np
+import pytest
+
+from tracegen.act.kinematics import ArmKinematics, arm_bodies, arm_joints
+from tracegen.act.planners import OraclePlanner
+from tracegen.act.rollout import RolloutConfig, rollout
+from tracegen.settings import apply_settings
+from tracegen.sim.env import make_env
+from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
+from tracegen.sim.instructions import instructions
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = make_env("metaworld", "assembly", height=240, width=320)
+    yield env
+    env.close()
+
+
+def name(model, body):
+    return mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, int(body))
+
+
+def test_the_chain_is_the_arms_seven_joints_and_its_bodies_leave_the_fingers_out(env):
+    m = env.model
+    joints = arm_joints(m, env.effector_body)
+    assert [mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, int(j)) for j in joints] == [
+        f"right_j{i}" for i in range(7)
+    ]
+    moved = {name(m, b) for b in np.flatnonzero(arm_bodies(m, joints))}
+    assert {"right_l0", "right_l4", "hand"} <= moved
+    assert not {"rightclaw", "leftclaw", "RoundNut", "world"} & moved  # fingers have joints of their own
+
+
+def arm_motion(env, camera, action, steps=25, every=5):
+    """Grid tracks ``(N, S, 3)`` of a real arm motion seen by ``camera``, their bodies, the true tool centre point
+    ``(S, 3)`` and the joint positions at the start."""
+    env.reset(0)
+    frame = env.render(camera, depth=True, seg=True)
+    K, w2c = env.intrinsics(camera), env.extrinsics(camera)
+    body, local = attach_grid(env.model, body_poses(env.data), K, w2c, frame.depth, frame.geom_ids())
+    qpos = env.data.qpos.copy()
+    points, tcp = [world_points(body_poses(env.data), body, local)], [env.ee_pose()[:3, 3]]
+    for t in range(steps):
+        env.step(np.asarray(action, np.float32))
+        if (t + 1) % every == 0:
+            points.append(world_points(body_poses(env.data), body, local))
+            tcp.append(env.ee_pose()[:3, 3])
+    return np.stack(points, 1), body, np.stack(tcp), qpos
+
+
+def test_the_fit_finds_the_tool_from_the_arm_links_when_the_grid_misses_the_gripper(env):
+    world, body, tcp, qpos = arm_motion(env, "corner2", [0.5, 0.7, -0.4, -1.0])
+    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
+    path, fitted = arm.fit(world, min_motion_m=0.01)
+    names = {name(env.model, b) for b in body[fitted]}
+    assert "hand" not in names and "right_l4" in names  # far away, the 20 x 20 grid has no point on the gripper
+    err = np.linalg.norm(path - tcp, axis=1)
+    nearest = fitted[np.argmin(np.linalg.norm(world[fitted, 0] - tcp[0], axis=1))]
+    link_err = np.linalg.norm(tcp[0] + world[nearest] - world[nearest, :1] - tcp, axis=1)  # the nearest link's motion
+    motion = np.linalg.norm(tcp[-1] - tcp[0])
+    assert err[0] < 1e-9 and motion > 0.15
+    # the wrist is unseen, so the hand's small tilt under fast motion (a few degrees) is the error left
+    assert err.max() < 0.15 * motion and err.max() < 0.6 * link_err.max()
+
+
+def test_with_the_gripper_in_view_the_fit_is_within_a_centimetre(env):
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
+    path, fitted = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body).fit(world, min_motion_m=0.01)
+    assert {"right_hand", "right_l6"} & {name(env.model, b) for b in body[fitted]}  # the wrist is seen
+    assert np.linalg.norm(path - tcp, axis=1).max() < 0.01
+
+
+def test_no_fit_without_tracks_on_the_arm_or_without_motion(env):
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0], steps=5)
+    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], np.full_like(body, -1))
+    assert arm.fit(world, min_motion_m=0.01) is None  # no track starts on the arm
+    still = np.repeat(world[:, :1], world.shape[1], axis=1)
+    assert ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body).fit(still, min_motion_m=0.01) is None
+
+
+def test_the_oracle_solves_a_far_camera_pick_that_the_effector_tracks_alone_cannot(env):
+    """assembly on `corner2`, seed 0: no grid point on the gripper or the nut; the nearest arm link's motion took the
+    nut half a metre away from the peg."""
+    instruction = instructions("metaworld", "assembly")[0]
+    results = {}
+    for mode in ("off", "always"):
+        cfg = apply_settings(RolloutConfig(), [f"executor.kinematic_path={mode}"], example="executor.path_mode")
+        results[mode] = rollout(env, OraclePlanner(), "corner2", 0, instruction, cfg)
+    assert results["always"].success and not results["off"].success
