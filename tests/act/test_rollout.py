@@ -123,13 +123,54 @@ def test_static_traces_after_a_motion_close_the_gripper_and_push_on_along_it():
     ends = {}
     for push in (0.04, 0.0):
         robot = PointRobot(start)
-        cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=push)
+        cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=push, close_free_motion=False)
         result = rollout(robot, MoveThenStaticPlanner(start), "cam", 0, "", cfg)
         assert result.reason == "static plans"
         ends[push] = robot.ee.copy()
         assert np.isclose(robot.efforts, cfg.close_effort).any() == (push > 0)  # a closed tool pushes on
     assert ends[0.04][1] - ends[0.0][1] > 0.02  # went on along +y ...
     np.testing.assert_allclose(ends[0.04][[0, 2]], ends[0.0][[0, 2]], atol=0.005)  # ... and only along it
+
+
+def test_the_push_on_can_keep_the_gripper_open():
+    start = np.array([0.0, 0.0, 0.1])
+    ends = []
+    for push in (0.04, 0.0):
+        robot = PointRobot(start)
+        cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=push, close_free_motion=False,
+                            stuck_push_closed=False)
+        rollout(robot, MoveThenStaticPlanner(start), "cam", 0, "", cfg)
+        assert not np.isclose(robot.efforts, cfg.close_effort).any()
+        ends.append(robot.ee[1])
+    assert ends[0] - ends[1] > 0.01  # pushed on along +y, open
+
+
+def test_a_plan_without_a_grasp_moves_as_a_closed_tool_and_a_grasp_is_approached_open():
+    start = np.array([0.0, 0.0, 0.1])
+    for tool in (True, False):
+        robot = PointRobot(start)
+        cfg = RolloutConfig(max_env_steps=200, max_replans=2, stuck_push_m=0, close_free_motion=tool)
+        rollout(robot, MoveThenStaticPlanner(start), "cam", 0, "", cfg)
+        assert robot.ee[1] > 0.08  # the motion itself (10 cm, to within the waypoint tolerance) is the same
+        assert np.isclose(robot.efforts, cfg.close_effort).all() == tool
+    robot = PointRobot(start, floor=0.02)
+    cfg = RolloutConfig(max_env_steps=150, max_replans=1)
+    rollout(robot, PickThenStuckPlanner(start), "cam", 0, "", cfg)  # a plan with a pick in it
+    closing = np.isclose(robot.efforts, cfg.close_effort)
+    assert not closing[0] and closing.any()  # open until the grasp, then closed
+
+
+def test_a_pre_grasp_pose_above_the_contact_point():
+    for clearance, over in ((0.08, True), (0.0, False)):
+        robot = PointRobot([0.1, 0.0, 0.05], floor=0.0)
+        plan = Plan(np.zeros((2, 3)), np.array([False, True]), np.arange(1), np.zeros((1, 2, 3)), np.zeros(3))
+        plan.grasp_position = np.array([0.0, 0.0, 0.03])
+        history = [robot.ee.copy()]
+        approach_contact(robot, plan, RolloutConfig(approach_clearance_m=clearance), 200, history)
+        heights = np.array(history)[:, 2]
+        assert (heights.max() > 0.1) == over  # went up to 8 cm over the contact point first ...
+        np.testing.assert_allclose(robot.ee[:2], [0.0, 0.0], atol=0.006)  # ... then down onto it
+        assert robot.ee[2] <= 0.031
 
 
 def test_every_episode_is_announced_to_the_planner_with_its_seed():

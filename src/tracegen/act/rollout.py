@@ -6,17 +6,19 @@ re-timed by the controller itself: a waypoint is reached when the effector is wi
 plan is abandoned (replanned) when the effector stalls or the plan is used up.
 
 Grasps (:class:`RolloutConfig`): before closing, the effector goes to the plan's contact point with the gripper open
-(within ``grasp_tolerance_m``), presses on down by up to ``grasp_press_m`` until blocked (the coarse trace cuts the
-bottom of a pick), then closes in place for ``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until
-``release_static_plans`` static plans in a row say the grasp failed; it then opens and the next plan starts over.
-The dip rule learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``)
-and sees the scene in the observation's depth (``scene_stride``).
+(within ``grasp_tolerance_m``; from a pre-grasp pose ``approach_clearance_m`` above it, if set), presses on down by up
+to ``grasp_press_m`` until blocked (the coarse trace cuts the bottom of a pick), then closes in place for
+``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until ``release_static_plans`` static plans in a
+row say the grasp failed; it then opens and the next plan starts over. A plan with no grasp in it is followed with the
+gripper closed (``close_free_motion``): a narrower tool, as Meta-World's experts press buttons and push doors (open
+fingers straddle a button's cap). The dip rule learns how far the effector just came down from its last uninterrupted
+descent (``descent_slack_m``) and sees the scene in the observation's depth (``scene_stride``).
 
 Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
 gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
-``max_static_plans`` static plans in a row with no grasp held, the effector closes its gripper (a narrower tool) and
-pushes on along its last motion (over ``stuck_motion_steps`` env steps) by up to ``stuck_push_m`` until blocked,
-once (:func:`push_on`); static traces after that end the episode.
+``max_static_plans`` static plans in a row with no grasp held, the effector closes its gripper (a narrower tool;
+``stuck_push_closed``) and pushes on along its last motion (over ``stuck_motion_steps`` env steps) by up to
+``stuck_push_m`` until blocked, once (:func:`push_on`); static traces after that end the episode.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class RolloutConfig:
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
     stuck_push_m: float = 0.04  # > 0: when the traces stay static (max_static_plans) and no grasp is held, close the
     # gripper and go on along the last motion by up to this much until blocked (push_on), once, then plan again
+    close_free_motion: bool = True  # a plan with no grasp in it is followed with the gripper closed (a narrower
+    # tool for presses and pushes; the contact approach of a later grasp opens it again)
+    stuck_push_closed: bool = True  # ... with the gripper closed first (a narrower tool), or as it is: open
     stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
     descent_window: int = 200  # env steps of history that tell the dip rule how far the effector just came down
@@ -149,12 +154,13 @@ def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarr
     """Stuck (the traces stay static): close the gripper in place (a narrower tool), then go on by up to
     ``stuck_push_m`` along the effector's last motion (over ``stuck_motion_steps`` steps) until blocked: the
     retargeted trace drops the last part of a motion that is shorter than one of its steps. Returns steps used."""
-    used = hold(env, cfg, min(cfg.grasp_wait_steps, budget), True, history)
+    closed = cfg.stuck_push_closed
+    used = hold(env, cfg, min(cfg.grasp_wait_steps, budget), True, history) if closed else 0
     motion = history[-1] - history[-min(len(history), cfg.stuck_motion_steps)]
     if np.linalg.norm(motion) < cfg.min_plan_motion_m:
         return used
     target = history[-1] + cfg.stuck_push_m * motion / np.linalg.norm(motion)
-    return used + drive(env, target, cfg, budget - used, history, cfg.grasp_tolerance_m, True, closed=True)
+    return used + drive(env, target, cfg, budget - used, history, cfg.grasp_tolerance_m, True, closed=closed)
 
 
 def approach_contact(
@@ -188,6 +194,7 @@ def follow(
     """
     used, sent_closed = 0, False
     last = min(len(plan.positions), cfg.steps_per_plan + 1)
+    tool = cfg.close_free_motion and not plan.gripper_closed.any()  # no grasp: move as a closed, narrower tool
     for k in range(1, last):
         closed = bool(plan.gripper_closed[k])
         sent_closed |= closed
@@ -204,7 +211,7 @@ def follow(
             target = hold if i < waits else plan.positions[k]
             if i >= waits and np.linalg.norm(target - ee) <= cfg.waypoint_tolerance_m:
                 break
-            env.step(action_towards(ee, target, closed, cfg))
+            env.step(action_towards(ee, target, closed or tool, cfg))
             history.append(env.ee_pose()[:3, 3])
             used += 1
             if env.success or used >= budget:
@@ -248,8 +255,8 @@ def rollout(
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
-    def wait() -> None:  # one step in place, so that the world can change
-        hold(actor, cfg, 1, latched, history)
+    def wait() -> None:  # one step in place, so that the world can change; the gripper as between plans
+        hold(actor, cfg, 1, latched or cfg.close_free_motion, history)
 
     while steps < cfg.max_env_steps:
         if result.plans >= cfg.max_replans:
