@@ -91,3 +91,15 @@ def test_the_oracle_solves_a_far_camera_pick_that_the_effector_tracks_alone_cann
         cfg = apply_settings(RolloutConfig(), [f"executor.kinematic_path={mode}"], example="executor.path_mode")
         results[mode] = rollout(env, OraclePlanner(), "corner2", 0, instruction, cfg)
     assert results["always"].success and not results["off"].success
+
+
+def test_the_same_executor_drives_a_robosuite_arm():
+    """robosuite's Panda through its own action space (OSC deltas, SimEnv.effector_action): the oracle's traces,
+    the kinematic path and the closed loop lift the cube."""
+    env = make_env("robosuite", "Lift", embodiment="Panda", height=120, width=160)
+    try:
+        cfg = RolloutConfig(max_env_steps=120, max_replans=6)
+        result = rollout(env, OraclePlanner(), "frontview", 0, instructions("robosuite", "Lift")[0], cfg)
+    finally:
+        env.close()
+    assert result.success, result.reason

@@ -22,6 +22,9 @@ class PointRobot:
     def reset(self, seed):
         self.ee, self.efforts, self.success = self.start.copy(), [], False
 
+    def effector_action(self, command):
+        return command  # Meta-World's convention
+
     def step(self, action):
         self.ee = self.ee + 0.01 * np.asarray(action[:3], float)
         self.ee[2] = max(self.ee[2], self.floor)

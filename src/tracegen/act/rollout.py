@@ -108,9 +108,15 @@ class _RecordedEnv:
 
 
 def action_towards(ee: np.ndarray, target: np.ndarray, closed: bool, cfg: RolloutConfig) -> np.ndarray:
-    """Meta-World action ``(4,)``: clipped proportional step towards ``target`` and the gripper effort."""
+    """Effector command ``(4,)`` in Meta-World's convention: clipped proportional step towards ``target`` and the
+    gripper effort."""
     xyz = np.clip(cfg.gain * (target - ee), -1.0, 1.0)
     return np.append(xyz, cfg.close_effort if closed else cfg.open_effort).astype(np.float32)
+
+
+def step_towards(env: SimEnv, ee: np.ndarray, target: np.ndarray, closed: bool, cfg: RolloutConfig) -> None:
+    """One env step of the proportional law, in the env's own action space (:meth:`SimEnv.effector_action`)."""
+    env.step(env.effector_action(action_towards(ee, target, closed, cfg)))
 
 
 def drive(
@@ -134,7 +140,7 @@ def drive(
         before = history[-1]
         if np.linalg.norm(target - before) <= tolerance:
             break
-        env.step(action_towards(before, target, closed, cfg))
+        step_towards(env, before, target, closed, cfg)
         history.append(env.ee_pose()[:3, 3])
         used += 1
         if stop_when_blocked and used >= 2 and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m:
@@ -145,7 +151,7 @@ def drive(
 def hold(env: SimEnv, cfg: RolloutConfig, steps: int, closed: bool, history: list[np.ndarray]) -> int:
     """``steps`` env steps in place (so that the world, or the gripper, can change); returns them."""
     for _ in range(steps):
-        env.step(action_towards(history[-1], history[-1], closed, cfg))
+        step_towards(env, history[-1], history[-1], closed, cfg)
         history.append(env.ee_pose()[:3, 3])
     return max(0, steps)
 
@@ -211,7 +217,7 @@ def follow(
             target = hold if i < waits else plan.positions[k]
             if i >= waits and np.linalg.norm(target - ee) <= cfg.waypoint_tolerance_m:
                 break
-            env.step(action_towards(ee, target, closed or tool, cfg))
+            step_towards(env, ee, target, closed or tool, cfg)
             history.append(env.ee_pose()[:3, 3])
             used += 1
             if env.success or used >= budget:

@@ -82,6 +82,11 @@ class SimEnv(ABC):
     def effector_body(self) -> int:
         """Id of the body that carries the tool centre point (the arm's last link)."""
 
+    def effector_action(self, command: np.ndarray) -> np.ndarray:
+        """The env's action for an effector command ``(4,)`` in Meta-World's convention: world-axis displacement
+        in [-1, 1] (1 = 1 cm per step) and a gripper effort in [-1, 1] (positive closes). Meta-World: itself."""
+        return command
+
     @abstractmethod
     def gripper_opening(self) -> float:
         """Gripper opening in [0, 1]: finger-pad distance / 10 cm, clipped (Meta-World's definition)."""

@@ -24,6 +24,7 @@ TASKS = ("Lift", "Stack", "Door", "PickPlaceCan", "NutAssemblySquare")
 ROBOTS = ("Panda", "Sawyer", "IIWA", "UR5e", "Jaco", "Kinova3")
 CAMERAS = ("frontview", "birdview", "agentview", "sideview", "robot0_robotview", "robot0_eye_in_hand")
 CONTROL_FREQ = 20
+COMMAND_GAIN = 3.0  # OSC position units per unit of an effector command (SimEnv.effector_action)
 HORIZON = {"Lift": 300, "Stack": 400, "Door": 300, "PickPlaceCan": 500, "NutAssemblySquare": 500}  # at 20 Hz
 
 
@@ -128,6 +129,13 @@ class RobosuiteEnv(SimEnv):
         T[:3, :3] = self.data.site_xmat[self._eef_site].reshape(3, 3)
         T[:3, 3] = self.data.site_xpos[self._eef_site]
         return T
+
+    def effector_action(self, command: np.ndarray) -> np.ndarray:
+        """OSC action ``(7,)``: the command's displacement in the base frame at the waypoint expert's gain (its
+        1.5 / 0.05 m per unit against the executor's 10 per metre: ``COMMAND_GAIN``), no rotation (the controller
+        holds the orientation), and the gripper effort (positive closes, as in Meta-World)."""
+        move = self.base_rotation().T @ (COMMAND_GAIN * np.asarray(command[:3], np.float64))
+        return np.concatenate([np.clip(move, -1.0, 1.0), np.zeros(3), [float(command[3])]])
 
     @property
     def effector_body(self) -> int:
