@@ -83,6 +83,8 @@ def test_unknown_path_mode():
     pts = np.concatenate(scene(rng))
     with pytest.raises(ValueError, match="path_mode"):
         plan_from_trace(to_trace(np.repeat(pts[:, None], 3, 1)), K, W2C, EE, ExecutorConfig(path_mode="magic"))
+    with pytest.raises(ValueError, match="kinematic_path .*'hidden'"):
+        ExecutorConfig(kinematic_path="sometimes")
 
 
 # --- grasping rules: contact point, arm links, first movers, dips (coarse retargeted steps, as the oracle gives)

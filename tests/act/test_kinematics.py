@@ -103,3 +103,18 @@ def test_the_same_executor_drives_a_robosuite_arm():
     finally:
         env.close()
     assert result.success, result.reason
+
+
+def test_hidden_fits_only_when_no_track_near_the_effector_moves(env):
+    from tracegen.act.executor import ExecutorConfig, effector_motion
+
+    for camera, seen in (("corner", True), ("corner2", False)):
+        world, body, tcp, qpos = arm_motion(env, camera, [0.5, 0.7, -0.4, -1.0])
+        w2c = env.extrinsics(camera)
+        depth = world[:, 0] @ w2c[2, :3] + w2c[2, 3]  # (N,) start depth in the camera
+        arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
+        _, fitted = arm.fit(world, min_motion_m=0.01)
+        for mode in ("always", "hidden", "off"):
+            tracks, path = effector_motion(world, tcp[0], depth, ExecutorConfig(kinematic_path=mode), arm)
+            uses_fit = len(tracks) == len(fitted) and (tracks == fitted).all()
+            assert uses_fit == (mode == "always" or (mode == "hidden" and not seen)), (camera, mode)
