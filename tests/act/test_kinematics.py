@@ -4,6 +4,7 @@ import mujoco
 import numpy as np
 import pytest
 
+from tracegen.act.executor import ExecutorConfig, effector_motion
 from tracegen.act.kinematics import ArmKinematics, arm_bodies, arm_joints
 from tracegen.act.planners import OraclePlanner
 from tracegen.act.rollout import RolloutConfig, rollout
@@ -106,8 +107,6 @@ def test_the_same_executor_drives_a_robosuite_arm():
 
 
 def test_hidden_fits_only_when_no_track_near_the_effector_moves(env):
-    from tracegen.act.executor import ExecutorConfig, effector_motion
-
     for camera, seen in (("corner", True), ("corner2", False)):
         world, body, tcp, qpos = arm_motion(env, camera, [0.5, 0.7, -0.4, -1.0])
         w2c = env.extrinsics(camera)
