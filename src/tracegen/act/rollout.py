@@ -62,7 +62,7 @@ class RolloutConfig:
     stuck_push_m: float = 0.04  # > 0: when the traces stay static (max_static_plans) and no grasp is held, close the
     # gripper and go on along the last motion by up to this much until blocked (push_on), once, then plan again
     close_free_motion: bool = True  # a plan with no grasp in it is followed with the gripper closed (a narrower
-    # tool for presses and pushes; the contact approach of a later grasp opens it again)
+    # tool for presses and pushes); a plan with a grasp is followed open until the grasp
     stuck_push_closed: bool = True  # ... with the gripper closed first (a narrower tool), or as it is: open
     stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
@@ -157,7 +157,8 @@ def hold(env: SimEnv, cfg: RolloutConfig, steps: int, closed: bool, history: lis
 
 
 def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarray]) -> int:
-    """Stuck (the traces stay static): close the gripper in place (a narrower tool), then go on by up to
+    """Stuck (the traces stay static): close the gripper in place (a narrower tool; unless ``stuck_push_closed``
+    is off: then the gripper stays open), then go on by up to
     ``stuck_push_m`` along the effector's last motion (over ``stuck_motion_steps`` steps) until blocked: the
     retargeted trace drops the last part of a motion that is shorter than one of its steps. Returns steps used."""
     closed = cfg.stuck_push_closed
