@@ -9,10 +9,10 @@ Grasps (:class:`RolloutConfig`): before closing, the effector goes to the plan's
 (within ``grasp_tolerance_m``; from a pre-grasp pose ``approach_clearance_m`` above it, if set), presses on down by up
 to ``grasp_press_m`` until blocked (the coarse trace cuts the bottom of a pick), then closes in place for
 ``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until ``release_static_plans`` static plans in a
-row say the grasp failed; it then opens and the next plan starts over. A plan with no grasp in it is followed with the
-gripper closed (``close_free_motion``): a narrower tool, as Meta-World's experts press buttons and push doors (open
-fingers straddle a button's cap). The dip rule learns how far the effector just came down from its last uninterrupted
-descent (``descent_slack_m``) and sees the scene in the observation's depth (``scene_stride``).
+row say the grasp failed; it then opens and the next plan starts over. With ``close_free_motion`` a plan with no
+grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's experts press buttons and push doors
+(open fingers straddle a button's cap). The dip rule learns how far the effector just came down from its last
+uninterrupted descent (``descent_slack_m``) and sees the scene in the observation's depth (``scene_stride``).
 
 Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
 gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
@@ -61,8 +61,9 @@ class RolloutConfig:
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
     stuck_push_m: float = 0.04  # > 0: when the traces stay static (max_static_plans) and no grasp is held, close the
     # gripper and go on along the last motion by up to this much until blocked (push_on), once, then plan again
-    close_free_motion: bool = True  # a plan with no grasp in it is followed with the gripper closed (a narrower
-    # tool for presses and pushes); a plan with a grasp is followed open until the grasp
+    close_free_motion: bool = False  # a plan with no grasp in it is followed with the gripper closed (a narrower
+    # tool for presses and pushes); a plan with a grasp is followed open until the grasp. Off: it costs the
+    # learned planners more than it gives the oracle (BENCHMARKS, 2026-12-06 afternoon)
     stuck_push_closed: bool = True  # ... with the gripper closed first (a narrower tool), or as it is: open
     stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
