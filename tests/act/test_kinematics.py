@@ -63,7 +63,7 @@ def test_the_fit_finds_the_tool_from_the_arm_links_when_the_grid_misses_the_grip
     nearest = fitted[np.argmin(np.linalg.norm(world[fitted, 0] - tcp[0], axis=1))]
     link_err = np.linalg.norm(tcp[0] + world[nearest] - world[nearest, :1] - tcp, axis=1)  # the nearest link's motion
     motion = np.linalg.norm(tcp[-1] - tcp[0])
-    assert err[0] < 1e-9 and motion > 0.15
+    assert motion > 0.15
     # the wrist is unseen, so the hand's small tilt under fast motion (a few degrees) is the error left
     assert err.max() < 0.15 * motion and err.max() < 0.6 * link_err.max()
 
@@ -117,3 +117,24 @@ def test_hidden_fits_only_when_no_track_near_the_effector_moves(env):
             tracks, path = effector_motion(world, tcp[0], depth, ExecutorConfig(kinematic_path=mode), arm)
             uses_fit = len(tracks) == len(fitted) and (tracks == fitted).all()
             assert uses_fit == (mode == "always" or (mode == "hidden" and not seen)), (camera, mode)
+
+
+def test_the_fits_jacobian_matches_finite_differences(env):
+    """The residual's Jacobian (attached points and the held orientation) against central differences."""
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0], steps=5)
+    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
+    idx, local = arm.attach(world[:, 0])
+    q = arm._set(arm.q0 + 0.01)  # away from the goal orientation, so that its term is not trivially zero
+    _, jac = arm._residual(body[idx], local, world[idx, -1])
+    numeric = np.empty_like(jac)
+    for j in range(len(q)):
+        dq = np.zeros_like(q)
+        dq[j] = 1e-6
+        arm._set(q + dq)
+        plus = arm._residual(body[idx], local, world[idx, -1])[0]
+        arm._set(q - dq)
+        minus = arm._residual(body[idx], local, world[idx, -1])[0]
+        numeric[:, j] = (plus - minus) / 2e-6
+    points = slice(0, 3 * len(idx))  # exact; the orientation term is first-order (small-angle form)
+    np.testing.assert_allclose(jac[points], numeric[points], atol=1e-6)
+    np.testing.assert_allclose(jac[3 * len(idx):], numeric[3 * len(idx):], atol=1e-3)

@@ -11,9 +11,10 @@ links' future positions pin down the arm's future joint angles, and those give t
    pixel shows is the robot's own rendered mask at its measured joint angles — on a real robot, its model rendered
    from the calibrated camera; no scene object is identified.
 2. **Fit**: for every trace step, damped Gauss-Newton on the arm's joints makes the attached points land on their
-   tracks' positions, warm-started from the previous step (:meth:`ArmKinematics.effector_path`). The controller
-   holds the effector's orientation (Meta-World's mocap does; so does an operational-space controller given no
-   rotation), so the fit keeps it too, with weight ``orientation_weight_m`` (metres of point error per radian).
+   tracks' positions, warm-started from the previous step (:meth:`ArmKinematics.effector_path`). The executor
+   commands no rotation (Meta-World's mocap holds the orientation; robosuite's operational-space controller is sent
+   none, so it only drifts), so the fit keeps the effector's orientation too, with weight ``orientation_weight_m``
+   (metres of point error per radian).
 3. **Read** the tool centre point at each step's fitted angles.
 
 All in world coordinates (metres), on a scratch copy of the simulator's data: the episode is not touched.
@@ -97,6 +98,11 @@ class ArmKinematics:
         """Tracks on the arm: ``start_points (N, 3)`` world -> ``(K,)`` indices of the tracks that start on a body
         the arm alone moves, and their ``(K, 3)`` points in that body's frame."""
         point_body = self.point_body
+        if len(point_body) != len(start_points):
+            raise ValueError(
+                f"the trace has {len(start_points)} points but the robot's mask gave bodies for {len(point_body)} "
+                "grid points: build ArmKinematics with the trace's own grid"
+            )
         ok = (point_body >= 0) & np.isfinite(start_points).all(1)
         idx = np.flatnonzero(ok)
         idx = idx[self.movable[point_body[idx]]]

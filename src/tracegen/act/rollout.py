@@ -174,7 +174,8 @@ def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarr
 def approach_contact(
     env: SimEnv, plan: Plan, cfg: RolloutConfig, budget: int, history: list[np.ndarray]
 ) -> tuple[int, bool]:
-    """Before a grasp: go to the plan's contact point with the gripper open, then press on down by up to
+    """Before a grasp: go to the plan's contact point with the gripper open (through a pre-grasp pose
+    ``approach_clearance_m`` above it, if set), then press on down by up to
     ``grasp_press_m`` until blocked; the gripper then closes where the effector is (``plan.grasp_position`` is
     updated). Returns (steps used, whether the budget allows more)."""
     g = plan.grasp_position

@@ -132,8 +132,9 @@ class RobosuiteEnv(SimEnv):
 
     def effector_action(self, command: np.ndarray) -> np.ndarray:
         """OSC action ``(7,)``: the command's displacement in the base frame at the waypoint expert's gain (its
-        1.5 / 0.05 m per unit against the executor's 10 per metre: ``COMMAND_GAIN``), no rotation (the controller
-        holds the orientation), and the gripper effort (positive closes, as in Meta-World)."""
+        1.5 / 0.05 m per unit against the executor's 10 per metre: ``COMMAND_GAIN``; so a command beyond 1/3
+        saturates), no rotation (the controller is sent none; its orientation may drift), and the gripper effort
+        (positive closes, as in Meta-World)."""
         move = self.base_rotation().T @ (COMMAND_GAIN * np.asarray(command[:3], np.float64))
         return np.concatenate([np.clip(move, -1.0, 1.0), np.zeros(3), [float(command[3])]])
 
