@@ -44,8 +44,13 @@ def arm_joints(model: mujoco.MjModel, body: int) -> np.ndarray:
         chain.append(body)
         body = model.body_parentid[body]
     one_dof = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
-    joints = [j for b in reversed(chain) for j in range(model.njnt) if model.jnt_bodyid[j] == b]
+    joints = [j for b in reversed(chain) for j in _body_joints(model, b)]
     return np.array([j for j in joints if model.jnt_type[j] in one_dof], dtype=int)
+
+
+def _body_joints(model: mujoco.MjModel, body: int) -> range:
+    """Ids of the joints of ``body`` itself."""
+    return range(model.body_jntadr[body], model.body_jntadr[body] + model.body_jntnum[body])
 
 
 def arm_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
@@ -55,7 +60,7 @@ def arm_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
     arm = set(int(j) for j in joints)
     for b in range(1, model.nbody):  # parents precede children in MuJoCo's body order
         p = model.body_parentid[b]
-        mine = [j for j in range(model.body_jntadr[b], model.body_jntadr[b] + model.body_jntnum[b])]
+        mine = _body_joints(model, b)
         own[b] = own[p] or any(j in arm for j in mine)
         other[b] = other[p] or any(j not in arm for j in mine)
     return own & ~other
@@ -106,11 +111,9 @@ class ArmKinematics:
         ok = (point_body >= 0) & np.isfinite(start_points).all(1)
         idx = np.flatnonzero(ok)
         idx = idx[self.movable[point_body[idx]]]
-        local = np.empty((len(idx), 3))
-        for k, i in enumerate(idx):
-            R, p = self._pose(point_body[i])
-            local[k] = R.T @ (start_points[i] - p)
-        return idx, local
+        bodies = point_body[idx]
+        R, origin = self.data.xmat[bodies].reshape(-1, 3, 3), self.data.xpos[bodies]  # (K, 3, 3), (K, 3)
+        return idx, np.einsum("kji,kj->ki", R, start_points[idx] - origin)  # R^T (x - origin) per track
 
     def _set(self, q: np.ndarray) -> np.ndarray:
         """Pose the arm at joint positions ``q (J,)`` (clipped to the joints' limits); returns them clipped."""
