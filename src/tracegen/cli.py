@@ -255,7 +255,8 @@ def bench_metaworld(
     except ValueError as e:  # a refusal, before any episode: one line
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps({k: result[k] for k in ("overall_success", "episodes", "mean_plan_ms", "wall_s")}))
+    summary = ("overall_success", "episodes", "mean_plan_ms", "mean_executor_ms", "wall_s")
+    typer.echo(json.dumps({k: result[k] for k in summary}))
     typer.echo(json_out.with_suffix(".md").read_text())
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracegen.act.executor import ExecutorConfig, effector_motion
-from tracegen.act.kinematics import ArmKinematics, arm_bodies, arm_joints
+from tracegen.act.kinematics import ArmKinematics, KinematicFitConfig, arm_bodies, arm_joints
 from tracegen.act.planners import OraclePlanner
 from tracegen.act.rollout import RolloutConfig, rollout
 from tracegen.settings import apply_settings
@@ -19,6 +19,9 @@ def env():
     env = make_env("metaworld", "assembly", height=240, width=320)
     yield env
     env.close()
+
+
+UNIFORM = KinematicFitConfig(near_effector_m=0)  # every attached track counts alike: exact tracks, an exact fit
 
 
 def name(model, body):
@@ -55,7 +58,7 @@ def arm_motion(env, camera, action, steps=25, every=5):
 
 def test_the_fit_finds_the_tool_from_the_arm_links_when_the_grid_misses_the_gripper(env):
     world, body, tcp, qpos = arm_motion(env, "corner2", [0.5, 0.7, -0.4, -1.0])
-    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
+    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, UNIFORM)
     path, fitted = arm.fit(world, min_motion_m=0.01)
     names = {name(env.model, b) for b in body[fitted]}
     assert "hand" not in names and "right_l4" in names  # far away, the 20 x 20 grid has no point on the gripper
@@ -70,9 +73,32 @@ def test_the_fit_finds_the_tool_from_the_arm_links_when_the_grid_misses_the_grip
 
 def test_with_the_gripper_in_view_the_fit_is_within_a_centimetre(env):
     world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
-    path, fitted = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body).fit(world, min_motion_m=0.01)
+    path, fitted = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, UNIFORM).fit(world, 0.01)
     assert {"right_hand", "right_l6"} & {name(env.model, b) for b in body[fitted]}  # the wrist is seen
     assert np.linalg.norm(path - tcp, axis=1).max() < 0.01
+
+
+def test_weighting_tracks_near_the_effector_keeps_far_link_errors_from_swinging_it(env):
+    """A predicted trace errs on the far links (here: every arm track starting over 30 cm from the tool drifts 6 cm
+    sideways); weighted towards the hand (the default), the fitted tool centre point stays nearer the truth than with
+    every track counted alike. Seen from far (no track near the tool), the weighted fit moves the tool only part of
+    the way: a short, cautious step for the next plan to correct."""
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
+    uniform = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, UNIFORM)
+    weighted = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)  # the default: near_effector_m=0.1
+    idx, _ = uniform.attach(world[:, 0])
+    distance = np.linalg.norm(world[idx, 0] - tcp[0], axis=1)
+    np.testing.assert_allclose(weighted.track_weights(world[idx, 0]), np.exp(-distance / 0.1), rtol=1e-6)
+    noisy = world.copy()
+    noisy[idx[distance > 0.3]] += np.linspace(0, 1, world.shape[1])[:, None] * np.array([0.06, -0.06, 0.0])
+    err_uniform = np.linalg.norm(uniform.fit(noisy, 0.01)[0] - tcp, axis=1).max()
+    err_weighted = np.linalg.norm(weighted.fit(noisy, 0.01)[0] - tcp, axis=1).max()
+    assert err_weighted < 0.6 * err_uniform and err_uniform > 0.04
+
+    world, body, tcp, qpos = arm_motion(env, "corner2", [0.5, 0.7, -0.4, -1.0])
+    far = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body).fit(world, 0.01)[0]
+    motion, fitted = tcp[-1] - tcp[0], far[-1] - far[0]
+    assert 0.02 < np.linalg.norm(fitted) < 0.5 * np.linalg.norm(motion) and fitted @ motion > 0
 
 
 def test_no_fit_without_tracks_on_the_arm_or_without_motion(env):
@@ -125,15 +151,16 @@ def test_the_fits_jacobian_matches_finite_differences(env):
     arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
     idx, local = arm.attach(world[:, 0])
     q = arm._set(arm.q0 + 0.01)  # away from the goal orientation, so that its term is not trivially zero
-    _, jac = arm._residual(body[idx], local, world[idx, -1])
+    weight = np.random.default_rng(0).uniform(0.2, 1.0, len(idx))
+    _, jac = arm._residual(body[idx], local, world[idx, -1], weight)
     numeric = np.empty_like(jac)
     for j in range(len(q)):
         dq = np.zeros_like(q)
         dq[j] = 1e-6
         arm._set(q + dq)
-        plus = arm._residual(body[idx], local, world[idx, -1])[0]
+        plus = arm._residual(body[idx], local, world[idx, -1], weight)[0]
         arm._set(q - dq)
-        minus = arm._residual(body[idx], local, world[idx, -1])[0]
+        minus = arm._residual(body[idx], local, world[idx, -1], weight)[0]
         numeric[:, j] = (plus - minus) / 2e-6
     points = slice(0, 3 * len(idx))  # exact; the orientation term is first-order (small-angle form)
     np.testing.assert_allclose(jac[points], numeric[points], atol=1e-6)

@@ -20,8 +20,10 @@ def test_oracle_succeeds_on_three_simple_tasks_and_json_schema(tmp_path):
     )
     result = run_bench(cfg, progress=False)
     assert result["overall_success"] == 1.0 and result["episodes"] == 3
-    for key in ("overall_success", "per_task", "episodes", "mean_plan_ms", "planner", "checkpoint", "data"):
+    keys = ("overall_success", "per_task", "episodes", "mean_plan_ms", "mean_executor_ms", "planner", "checkpoint")
+    for key in keys + ("data",):
         assert key in result
+    assert result["mean_executor_ms"] > 0
     assert result["per_task"]["door-close"] == {"corner": "1/1"}
     assert json.loads((tmp_path / "b.json").read_text())["planner"] == "oracle"
     assert "| door-close |" in (tmp_path / "b.md").read_text()
@@ -108,7 +110,7 @@ def test_two_workers_give_the_records_summary_and_videos_of_one(tmp_path):
     two = run_bench(dataclasses.replace(cfg, out=str(tmp_path / "two.json"), workers=2), False)
     assert outcomes(tmp_path / "one.json") == outcomes(tmp_path / "two.json")
     assert len(outcomes(tmp_path / "two.json")) == 2
-    timing = ("wall_s", "mean_plan_ms")
+    timing = ("wall_s", "mean_plan_ms", "mean_executor_ms")
     assert {k: v for k, v in one.items() if k not in timing} == {k: v for k, v in two.items() if k not in timing}
     assert (tmp_path / "one.md").read_text() == (tmp_path / "two.md").read_text()
     for name in ("one", "two"):  # a GIF of seed 0 (the first) only, wherever it ran

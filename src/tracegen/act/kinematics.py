@@ -35,6 +35,10 @@ class KinematicFitConfig:
     orientation_weight_m: float = 0.05  # the effector's orientation error counts as this many metres per radian
     tolerance_rad: float = 1e-5  # ... or until no joint moves more than this in one iteration
     min_tracks: int = 3  # fewer attached tracks than this: no fit (the caller falls back)
+    near_effector_m: float = 0.1  # > 0: a track's error weighs exp(-d / this), d its start's distance (m) to the
+    # tool centre point: links near the hand say most about where it goes, a prediction's errors on the far links do
+    # not swing it, and when only far tracks move, the damping keeps the fitted motion short (absolute weights, not
+    # normalised to the nearest track: that lost 53 of 825 episodes, BENCHMARKS 2026-12-06 evening)
 
 
 def arm_joints(model: mujoco.MjModel, body: int) -> np.ndarray:
@@ -125,8 +129,11 @@ class ArmKinematics:
         mujoco.mj_comPos(self.model, self.data)  # the Jacobians need the bodies' frames and centres
         return q
 
-    def _residual(self, bodies: np.ndarray, local: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stacked residual ``(3K + 3,)`` and Jacobian ``(3K + 3, J)``: points, then orientation."""
+    def _residual(
+        self, bodies: np.ndarray, local: np.ndarray, targets: np.ndarray, weight: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked residual ``(3K + 3,)`` and Jacobian ``(3K + 3, J)``: points (each scaled by ``weight (K,)``),
+        then orientation."""
         m, d = self.model, self.data
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
         linear, angular = {}, {}  # per body: (3, J) Jacobians of its origin's velocity and of its angular velocity
@@ -142,7 +149,8 @@ class ArmKinematics:
         # the rotation vector from the goal orientation to the current one (small angles): vee of R R_goal^T
         M = self._pose(self.effector_body)[0] @ self.R_goal.T
         err = 0.5 * np.array([M[2, 1] - M[1, 2], M[0, 2] - M[2, 0], M[1, 0] - M[0, 1]])
-        res = np.concatenate([(origin + lever - targets).ravel(), w * err])
+        res = np.concatenate([(weight[:, None] * (origin + lever - targets)).ravel(), w * err])
+        point_jac = weight[:, None, None] * point_jac
         jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[self.effector_body]])
         return res, jac
 
@@ -160,16 +168,26 @@ class ArmKinematics:
             return None
         return self.effector_path(world[idx], self.point_body[idx], local), idx
 
+    def track_weights(self, start_points: np.ndarray) -> np.ndarray:
+        """``(K,)`` how much each attached track's error counts, from its start ``(K, 3)`` (world, m)."""
+        if self.cfg.near_effector_m <= 0:
+            return np.ones(len(start_points))
+        self._set(self.q0)
+        R, p = self._pose(self.effector_body)
+        distance = np.linalg.norm(start_points - (p + R @ self.tcp_local), axis=1)
+        return np.exp(-distance / self.cfg.near_effector_m)
+
     def effector_path(self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> np.ndarray:
         """``(S, 3)`` tool centre point (world, m) at every step of ``tracks (K, S, 3)``, the world positions of the
         attached points ``local (K, 3)`` on bodies ``point_body (K,)``. Step 0 is the current position."""
+        weight = self.track_weights(tracks[:, 0])
         q = self.q0.copy()
         path = np.empty((tracks.shape[1], 3))
         eye = self.cfg.damping * np.eye(len(q))
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
                 q = self._set(q)
-                r, Jm = self._residual(point_body, local, tracks[:, s])
+                r, Jm = self._residual(point_body, local, tracks[:, s], weight)
                 step = np.linalg.solve(Jm.T @ Jm + eye, Jm.T @ r)
                 q = q - step
                 if np.abs(step).max() < self.cfg.tolerance_rad:

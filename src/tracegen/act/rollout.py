@@ -78,10 +78,11 @@ class RolloutResult:
     success: bool
     steps: int
     plans: int
-    plan_ms: list[float]
+    plan_ms: list[float]  # per plan: the planner's trace
     reason: str  # "success", "step budget", "replan budget", "static plans", or an error
     frames: list[np.ndarray] = field(default_factory=list)  # observations at each plan (if recorded)
     traces: list[np.ndarray] = field(default_factory=list)  # the planned traces (if recorded)
+    executor_ms: list[float] = field(default_factory=list)  # per plan: the trace read into a path (the fit included)
 
 
 class RolloutRecorder(Protocol):
@@ -282,6 +283,7 @@ def rollout(
         descended = (
             recent.max() - recent[-1] if cfg.descent_slack_m < 0 else recent_descent(recent, cfg.descent_slack_m)
         )
+        t0 = time.perf_counter()
         scene = None
         if cfg.scene_stride > 0 and frame.depth is not None:
             d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
@@ -292,6 +294,7 @@ def rollout(
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
+        result.executor_ms.append(1000 * (time.perf_counter() - t0))
         if latched and cfg.release_static_plans and plan.displacement < cfg.min_plan_motion_m:
             static_closed += 1
             if static_closed >= cfg.release_static_plans:  # the grasp failed: open and let the plan start over

@@ -241,8 +241,8 @@ class EpisodeRunner:
             r = rollout(env, self.planner, job.camera, job.seed, text, self.rollout_cfg, recorder=recorder)
         except Exception as e:  # noqa: BLE001 -- a crashed episode is a failure with its reason, not a crash
             return failure_record(job, f"error: {type(e).__name__}: {e}", traceback.format_exc(limit=3))
-        plan_ms = round(float(np.mean(r.plan_ms)), 2) if r.plan_ms else None
-        outcome = {"success": r.success, "steps": r.steps, "plans": r.plans, "reason": r.reason, "plan_ms": plan_ms}
+        outcome = {"success": r.success, "steps": r.steps, "plans": r.plans, "reason": r.reason}
+        outcome |= {"plan_ms": _mean_ms(r.plan_ms), "executor_ms": _mean_ms(r.executor_ms)}
         if recorder is not None and recorder.plans:
             write_gif(recorder.frames(), Path(self.cfg.out).parent / job.video)
             outcome["video"] = job.video
@@ -263,13 +263,18 @@ class EpisodeRunner:
         self.env, self.task = None, None
 
 
+def _mean_ms(times: list[float]) -> float | None:
+    return round(float(np.mean(times)), 2) if times else None
+
+
 def _identity(job: Job) -> dict:
     return {"task": job.task, "camera": job.camera, "seed": job.seed}
 
 
 def failure_record(job: Job, reason: str, trace: str | None = None) -> dict:
     """The record of an episode that ended in an error (``reason`` starts with ``error``)."""
-    record = _identity(job) | {"success": False, "steps": None, "plans": None, "plan_ms": None, "reason": reason}
+    record = _identity(job) | {"success": False, "steps": None, "plans": None, "reason": reason}
+    record |= {"plan_ms": None, "executor_ms": None}
     return record | ({"trace": trace} if trace else {})
 
 
@@ -404,7 +409,6 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         cell = per_task.setdefault(r["task"], {}).setdefault(r["camera"], [0, 0])
         cell[0] += bool(r["success"])
         cell[1] += 1
-    plan_ms = [r["plan_ms"] for r in rows if r.get("plan_ms") is not None]
     errors = [r for r in rows if str(r.get("reason", "")).startswith("error")]
     train_cfg = Path(cfg.ckpt or "", "train_config.json")
     return {
@@ -418,7 +422,8 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "episodes": len(rows),
         "overall_success": round(sum(bool(r["success"]) for r in rows) / max(1, len(rows)), 4),
         "per_task": {t: {c: f"{s}/{n}" for c, (s, n) in cams.items()} for t, cams in per_task.items()},
-        "mean_plan_ms": round(float(np.mean(plan_ms)), 2) if plan_ms else None,
+        "mean_plan_ms": _mean_ms([r["plan_ms"] for r in rows if r.get("plan_ms") is not None]),
+        "mean_executor_ms": _mean_ms([r["executor_ms"] for r in rows if r.get("executor_ms") is not None]),
         "errors": len(errors),
         "max_replans": cfg.max_replans,
         "settings": run_settings(cfg),
