@@ -15,7 +15,10 @@ links' future positions pin down the arm's future joint angles, and those give t
    commands no rotation (Meta-World's mocap holds the orientation; robosuite's operational-space controller is sent
    none, so it only drifts), so the fit keeps the effector's orientation too, with weight ``orientation_weight_m``
    (metres of point error per radian).
-3. **Read** the tool centre point at each step's fitted angles.
+3. **Check**: exact tracks are ones the arm can make (the fit leaves them under half a centimetre off); a predicted
+   trace often is not (2-10 cm, most of it on the big, far links). Such a trace is fitted again with each track's
+   error weighted by its closeness to the tool (:meth:`ArmKinematics.track_weights`).
+4. **Read** the tool centre point at each step's fitted angles.
 
 All in world coordinates (metres), on a scratch copy of the simulator's data: the episode is not touched.
 """
@@ -35,10 +38,12 @@ class KinematicFitConfig:
     orientation_weight_m: float = 0.05  # the effector's orientation error counts as this many metres per radian
     tolerance_rad: float = 1e-5  # ... or until no joint moves more than this in one iteration
     min_tracks: int = 3  # fewer attached tracks than this: no fit (the caller falls back)
-    near_effector_m: float = 0.1  # > 0: a track's error weighs exp(-d / this), d its start's distance (m) to the
-    # tool centre point: links near the hand say most about where it goes, a prediction's errors on the far links do
-    # not swing it, and when only far tracks move, the damping keeps the fitted motion short (absolute weights, not
-    # normalised to the nearest track: that lost 53 of 825 episodes, BENCHMARKS 2026-12-06 evening)
+    consistent_rms_m: float = 0.01  # a trace the arm can make: fitted with every track alike, the attached points
+    # land within this (RMS, at the last step) of their tracks -- then that fit is the path (exact traces: < 0.5 cm)
+    near_effector_m: float = 0.1  # ... a trace it cannot (a prediction's errors: 2-10 cm) is fitted again with each
+    # track's error weighing exp(-d / this), d its start's distance (m) to the tool centre point: links near the hand
+    # decide, errors on the far links do not swing it, and when only far tracks move the damping keeps the fitted
+    # motion short, a cautious step the next plan corrects. 0: never
 
 
 def arm_joints(model: mujoco.MjModel, body: int) -> np.ndarray:
@@ -106,6 +111,7 @@ class ArmKinematics:
     def attach(self, start_points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tracks on the arm: ``start_points (N, 3)`` world -> ``(K,)`` indices of the tracks that start on a body
         the arm alone moves, and their ``(K, 3)`` points in that body's frame."""
+        self._set(self.q0)  # the bodies' frames at planning time (a fit leaves the arm at its last pose)
         point_body = self.point_body
         if len(point_body) != len(start_points):
             raise ValueError(
@@ -166,21 +172,32 @@ class ArmKinematics:
         moves = np.linalg.norm(world[idx] - world[idx, :1], axis=2).max(1, initial=0.0) > min_motion_m
         if len(idx) < self.cfg.min_tracks or not moves.any():
             return None
-        return self.effector_path(world[idx], self.point_body[idx], local), idx
+        tracks, bodies = world[idx], self.point_body[idx]
+        path = self.effector_path(tracks, bodies, local, np.ones(len(idx)))
+        if self.cfg.near_effector_m > 0 and self.residual_rms(tracks[:, -1], bodies, local) > self.cfg.consistent_rms_m:
+            path = self.effector_path(tracks, bodies, local, self.track_weights(tracks[:, 0]))
+        return path, idx
+
+    def residual_rms(self, targets: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> float:
+        """RMS distance (m) between the attached points, at the arm's current pose, and ``targets (K, 3)``."""
+        res, _ = self._residual(point_body, local, targets, np.ones(len(targets)))
+        return float(np.sqrt(np.mean(np.sum(res[:-3].reshape(-1, 3) ** 2, axis=1))))
 
     def track_weights(self, start_points: np.ndarray) -> np.ndarray:
-        """``(K,)`` how much each attached track's error counts, from its start ``(K, 3)`` (world, m)."""
-        if self.cfg.near_effector_m <= 0:
-            return np.ones(len(start_points))
+        """``(K,)`` how much each attached track's error counts in the refit, from its start ``(K, 3)`` (world, m):
+        ``exp(-d / near_effector_m)`` (absolute, not normalised to the nearest track: with no track near the tool,
+        the damping wins and the fitted motion stays short)."""
         self._set(self.q0)
         R, p = self._pose(self.effector_body)
         distance = np.linalg.norm(start_points - (p + R @ self.tcp_local), axis=1)
         return np.exp(-distance / self.cfg.near_effector_m)
 
-    def effector_path(self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> np.ndarray:
+    def effector_path(
+        self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray, weight: np.ndarray
+    ) -> np.ndarray:
         """``(S, 3)`` tool centre point (world, m) at every step of ``tracks (K, S, 3)``, the world positions of the
-        attached points ``local (K, 3)`` on bodies ``point_body (K,)``. Step 0 is the current position."""
-        weight = self.track_weights(tracks[:, 0])
+        attached points ``local (K, 3)`` on bodies ``point_body (K,)``, each track's error scaled by ``weight (K,)``.
+        Step 0 is the current position; the arm is left at the last step's fitted pose."""
         q = self.q0.copy()
         path = np.empty((tracks.shape[1], 3))
         eye = self.cfg.damping * np.eye(len(q))
