@@ -43,7 +43,7 @@ class KinematicFitConfig:
     near_effector_m: float = 0.1  # ... a trace it cannot (a prediction's errors: 2-10 cm) is fitted again with each
     # track's error weighing exp(-d / this), d its start's distance (m) to the tool centre point: links near the hand
     # decide, errors on the far links do not swing it, and when only far tracks move the damping keeps the fitted
-    # motion short, a cautious step the next plan corrects. 0: never
+    # motion short, a cautious step the next plan corrects. 0: never refit; consistent_rms_m < 0: refit every trace
 
 
 def arm_joints(model: mujoco.MjModel, body: int) -> np.ndarray:
