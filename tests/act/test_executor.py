@@ -168,6 +168,25 @@ def test_dip_closes_at_the_first_pick_and_refines_its_bottom_between_steps():
     assert flat.grasp_position[2] == pytest.approx(0.05, abs=0.003)
 
 
+def test_the_dip_contact_is_above_the_object_when_the_lowest_step_is_already_on_the_way_out():
+    # straight down onto the object at x = 0, then off sideways as the gripper closes: the lowest step (x = 3 cm,
+    # reached by a move more sideways than down) is already on the way out; the step before it is above the object
+    h = [0.2, 0.15, 0.1, 0.05, 0.03, 0.06, 0.11, 0.16]
+    xs = [0, 0, 0, 0, 0.03, 0.06, 0.09, 0.12]
+    world, start = dip_world(h, np.random.default_rng(9), np.array(xs, float))
+    plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)))
+    assert plan.gripper_closed[4] and not plan.gripper_closed[3]
+    assert plan.grasp_position[0] == pytest.approx(EE[0], abs=0.004)
+    assert plan.grasp_position[2] < 0.03  # lowered to where the descent and the rise meet
+    flat = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",), dip_refine=False))
+    assert flat.grasp_position[0] == pytest.approx(EE[0] + 0.03, abs=0.004)
+    # a slanted descent whose last move is mostly down: the lowest step is the bottom's place across
+    xs = [0, 0.02, 0.04, 0.06, 0.07, 0.07, 0.07, 0.07]
+    world, start = dip_world(h, np.random.default_rng(9), np.array(xs, float))
+    plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)))
+    assert plan.grasp_position[0] == pytest.approx(EE[0] + 0.07, abs=0.004)
+
+
 def test_dip_next_to_the_observed_scene_when_no_track_is_near():
     h = [0.5, 0.4, 0.3, 0.4, 0.5]  # a dip in the air, far from every track
     world, start = dip_world(h, np.random.default_rng(9))

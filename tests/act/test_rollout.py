@@ -3,7 +3,7 @@
 import numpy as np
 
 from tracegen.act.executor import Plan
-from tracegen.act.rollout import RolloutConfig, approach_contact, rollout
+from tracegen.act.rollout import RolloutConfig, approach_contact, follow, rollout
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 from tracegen.sim.render import Frame
 
@@ -58,6 +58,20 @@ def test_a_grasp_presses_on_below_the_contact_point_until_blocked():
     assert robot.ee[2] >= 0.034  # without the rule: closes where the coarse trace said, too high
 
 
+def test_a_far_waypoint_is_reached_while_the_effector_closes_in_and_abandoned_when_blocked():
+    start = np.array([0.0, 0.0, 0.1])
+    plan = Plan(np.stack([start, start + [0.3, 0, 0]]), np.zeros(2, bool), np.arange(1), np.zeros((1, 2, 3)))
+    for factor, reached in ((3, True), (0, False)):  # 30 cm at <= 1 cm per step: more than 15 steps
+        robot = PointRobot(start)
+        history = [robot.ee.copy()]
+        follow(robot, plan, RolloutConfig(far_waypoint_factor=factor), 500, history)
+        assert (np.linalg.norm(robot.ee - plan.positions[1]) <= RolloutConfig().waypoint_tolerance_m) == reached
+    robot = PointRobot(start, floor=0.05)  # blocked: the floor stops it 5 cm short of a waypoint below it
+    down = Plan(np.stack([start, [0, 0, 0.0]]), np.zeros(2, bool), np.arange(1), np.zeros((1, 2, 3)))
+    used, _, _ = follow(robot, down, RolloutConfig(), 500, [robot.ee.copy()])
+    assert used <= RolloutConfig().max_steps_per_waypoint  # no progress: replanned as before
+
+
 class ScriptedPlanner:
     """Counts the plans of the episode that :func:`rollout` announced (``begin_episode``) and remembers its seeds."""
 
@@ -70,12 +84,14 @@ class ScriptedPlanner:
 
 
 class PickThenStuckPlanner(ScriptedPlanner):
-    """First a pick (the effector's tracks dip 8 cm to the floor and rise), then traces in which nothing moves."""
+    """First ``picks`` picks (the effector's tracks dip 8 cm to the floor and rise; one plan each), then traces in
+    which nothing moves."""
 
     name = "stuck"
 
-    def __init__(self, start):
+    def __init__(self, start, picks=1):
         super().__init__()
+        self.picks = picks
         rng = np.random.default_rng(0)
         self.eff = start + rng.uniform(-0.01, 0.01, (6, 3))
         self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
@@ -83,7 +99,7 @@ class PickThenStuckPlanner(ScriptedPlanner):
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
-        dz = np.array([0.0, -0.04, -0.08, -0.04, 0.0]) if self.calls == 1 else np.zeros(5)
+        dz = np.array([0.0, -0.04, -0.08, -0.04, 0.0]) if self.calls <= self.picks else np.zeros(5)
         eff = env.ee + (self.eff - self.eff.mean(0))
         world = np.concatenate([eff[:, None] + dz[None, :, None] * [0, 0, 1], np.repeat(self.floor[:, None], 5, 1)])
         return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
@@ -99,6 +115,21 @@ def test_a_latched_gripper_opens_after_static_plans():
         assert closing.any()  # the pick closed the gripper ...
         reopened = np.isclose(robot.efforts, cfg.open_effort)[int(np.argmax(closing)) :].any()
         assert reopened == opens  # ... and only the rule opens it again
+
+
+def test_a_latched_gripper_opens_when_a_plan_grasps_again():
+    start = np.array([0.0, 0.0, 0.1])
+    for regrasp in (True, False):
+        robot = PointRobot(start)
+        cfg = RolloutConfig(max_env_steps=300, max_replans=6, release_static_plans=0, regrasp=regrasp)
+        rollout(robot, PickThenStuckPlanner(start, picks=2), "cam", 0, "", cfg)
+        efforts = np.array(robot.efforts)
+        first_close = int(np.argmax(np.isclose(efforts, cfg.close_effort)))
+        reopened = np.flatnonzero(np.isclose(efforts[first_close:], cfg.open_effort))
+        # the second pick's trace says the object is not in hand: open, go to it, close on it again
+        assert (len(reopened) > 0) == regrasp
+        if regrasp:
+            assert np.isclose(efforts[first_close + reopened[0] :], cfg.close_effort).any()
 
 
 class MoveThenStaticPlanner(ScriptedPlanner):

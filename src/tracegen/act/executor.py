@@ -30,8 +30,10 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    track moves with the effector, so ``path[s] - (track[s] - track[0])`` is where the effector was when it took hold.
    *Dip*: a 20x20 grid often has no point on a small object, so a second rule reads the effector path alone: the
    first descend-then-rise (``dip_depth_m``, ``dip_rise_m``) next to something (a track, or the observation's depth
-   points) is a pick, closed from its lowest step; the contact point is that step lowered to where the descent and
-   the rise meet (``dip_refine``: retargeted steps are centimetres apart and skip the bottom).
+   points) is a pick, closed from its lowest step; the contact point lies as low as where the descent and the rise
+   meet, across where the lowest step is — or the step before it, if the move into the lowest went more sideways than
+   down (``dip_refine``: retargeted steps are centimetres apart and skip the bottom, and the lowest step may already be
+   on the way out with the object).
    No privileged task knowledge is used.
 
 Only the valid steps of the trace are used (a prediction has all 33).
@@ -290,7 +292,7 @@ def dip_schedule(
     """``(S,)`` bool: closed from the lowest point of the first descend-then-rise along ``up`` (world up) that ends
     next to something in the scene (a track of another part, or a point of the observation's depth
     ``scene_points (P, 3)`` in world coordinates, within ``grasp_radius_m``) — a pick; and the contact point: that
-    lowest point, lowered by :func:`dip_undershoot` when ``dip_refine``."""
+    lowest point, lowered and placed by :func:`dip_contact` when ``dip_refine``."""
     height = path @ up  # (S,)
     closed = np.zeros(len(path), bool)
     for low in range(len(height)):  # the first low point with a deep enough descent before and rise after it
@@ -309,11 +311,21 @@ def dip_schedule(
         gap = np.concatenate([gap, np.linalg.norm(scene_points - path[low], axis=1)])
     if np.nanmin(gap, initial=np.inf) <= cfg.grasp_radius_m:
         closed[low:] = True
-        grasp = path[low].copy()
-        if cfg.dip_refine:
-            grasp -= up * min(cfg.dip_max_refine_m, dip_undershoot(height, low))
-        return closed, grasp
+        return closed, dip_contact(path, up, low, cfg) if cfg.dip_refine else path[low].copy()
     return closed, None
+
+
+def dip_contact(path: np.ndarray, up: np.ndarray, low: int, cfg: ExecutorConfig) -> np.ndarray:
+    """Where the dip at step ``low`` of ``path (S, 3)`` touched bottom: at the lowest step's height lowered by
+    :func:`dip_undershoot` (at most ``dip_max_refine_m``); across ``up``, where the lowest step is, unless the move
+    into it went more sideways than down: then it is already on the way out (an expert closes its gripper as it
+    moves off with the object, and a step centimetres long lands beside it), and the contact is across where the
+    descent's last step was."""
+    height = path @ up
+    into = path[low] - path[max(low - 1, 0)]  # (3,) the move into the lowest step
+    down = -float(into @ up)
+    contact = path[low - 1 if np.linalg.norm(into + down * up) > down else low].copy()
+    return contact + up * (height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low)) - contact @ up)
 
 
 def dip_undershoot(height: np.ndarray, low: int) -> float:

@@ -3,16 +3,19 @@
 The controller is a saturated proportional law on the end-effector position, the natural one for Meta-World's
 action space (end-effector delta xyz plus a gripper effort) and the gain its scripted experts use; retargeted steps are
 re-timed by the controller itself: a waypoint is reached when the effector is within ``waypoint_tolerance_m``, and a
-plan is abandoned (replanned) when the effector stalls or the plan is used up.
+plan is abandoned (replanned) when the effector stalls (``max_steps_per_waypoint`` steps on a waypoint, longer while it
+still closes in on a far one) or the plan is used up.
 
 Grasps (:class:`RolloutConfig`): before closing, the effector goes to the plan's contact point with the gripper open
 (within ``grasp_tolerance_m``; from a pre-grasp pose ``approach_clearance_m`` above it, if set), presses on down by up
 to ``grasp_press_m`` until blocked (the coarse trace cuts the bottom of a pick), then closes in place for
 ``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until ``release_static_plans`` static plans in a
-row say the grasp failed; it then opens and the next plan starts over. With ``close_free_motion`` a plan with no
-grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's experts press buttons and push doors
-(open fingers straddle a button's cap). The dip rule learns how far the effector just came down from its last
-uninterrupted descent (``descent_slack_m``) and sees the scene in the observation's depth (``scene_stride``).
+row say the grasp failed (it then opens and the next plan starts over), or a plan grasps again later than its first
+step (``regrasp``: the object is not in hand; the effector goes to it open and closes on it again). With
+``close_free_motion`` a plan with no grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's
+experts press buttons and push doors (open fingers straddle a button's cap). The dip rule learns how far the effector
+just came down from its last uninterrupted descent (``descent_slack_m``) and sees the scene in the observation's depth
+(``scene_stride``).
 
 Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
 gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
@@ -44,7 +47,9 @@ class RolloutConfig:
     max_replans: int = 40
     steps_per_plan: int = 16  # trace steps followed before replanning from a fresh observation (receding horizon)
     waypoint_tolerance_m: float = 0.015
-    max_steps_per_waypoint: int = 15  # more means the effector is blocked: replan
+    max_steps_per_waypoint: int = 15  # more means the effector is blocked: replan ...
+    far_waypoint_factor: int = 3  # ... unless it still comes closer by far_progress_m per step (a far waypoint:
+    far_progress_m: float = 0.001  # retargeted steps can be 10+ cm apart), for up to this many times longer
     gain: float = 10.0  # action = gain * position error (m), clipped to [-1, 1] (the Meta-World experts' gain)
     close_effort: float = 0.8
     open_effort: float = -1.0
@@ -59,6 +64,8 @@ class RolloutConfig:
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
     release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
+    regrasp: bool = True  # a latched gripper opens when a plan grasps later than its first step: the trace says the
+    # object is still to be picked up (a missed grasp), so the gripper goes to it open and closes there again
     stuck_push_m: float = 0.04  # > 0: when the traces stay static (max_static_plans) and no grasp is held, close the
     # gripper and go on along the last motion by up to this much until blocked (push_on), once, then plan again
     close_free_motion: bool = False  # a plan with no grasp in it is followed with the gripper closed (a narrower
@@ -216,11 +223,13 @@ def follow(
             if env.success or used >= budget or not ok:
                 return used, env.success, sent_closed
         hold = plan.grasp_position if grasping and plan.grasp_position is not None else plan.positions[k - 1]
-        for i in range(waits + cfg.max_steps_per_waypoint):
+        for i in range(waits + cfg.max_steps_per_waypoint * (1 + cfg.far_waypoint_factor)):
             ee = history[-1]
             target = hold if i < waits else plan.positions[k]
             if i >= waits and np.linalg.norm(target - ee) <= cfg.waypoint_tolerance_m:
                 break
+            if i >= waits + cfg.max_steps_per_waypoint and not closing_in(history, target, cfg):
+                return used, False, sent_closed  # stalled on this waypoint: replan
             step_towards(env, ee, target, closed or tool, cfg)
             history.append(env.ee_pose()[:3, 3])
             used += 1
@@ -229,6 +238,20 @@ def follow(
         else:
             return used, False, sent_closed  # stalled on this waypoint: replan
     return used, False, sent_closed
+
+
+def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig, window: int = 3) -> bool:
+    """Whether the effector came at least ``far_progress_m`` per step closer to ``target`` over its last ``window``
+    steps (a far waypoint still being reached, not a blocked one)."""
+    if len(history) <= window:
+        return False
+    gain = np.linalg.norm(target - history[-1 - window]) - np.linalg.norm(target - history[-1])
+    return bool(gain >= window * cfg.far_progress_m)
+
+
+def grasp_ahead(plan: Plan) -> bool:
+    """Whether ``plan`` closes the gripper on something after its first step (an object not yet in hand)."""
+    return plan.grasp_position is not None and bool(plan.gripper_closed.any()) and not plan.gripper_closed[0]
 
 
 def arm_kinematics(
@@ -303,6 +326,8 @@ def rollout(
                 continue  # the gripper opened in place
         else:
             static_closed = 0
+        if latched and cfg.regrasp and grasp_ahead(plan):
+            latched = False  # the grasp missed: the plan goes to the object open and closes on it again
         if latched:
             plan.gripper_closed[:] = True
         if record:
