@@ -115,6 +115,11 @@ class Plan:
     def displacement(self) -> float:
         return float(np.linalg.norm(self.positions[-1] - self.positions[0]))
 
+    @property
+    def grasps_later(self) -> bool:
+        """Whether the gripper closes on something after the first step: an object not yet in hand."""
+        return self.grasp_position is not None and bool(self.gripper_closed.any()) and not self.gripper_closed[0]
+
 
 def lift_trace(traj: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     """``(N, S, 3)`` ``(u, v, z)`` in the camera (K, w2c) -> world points ``(N, S, 3)``."""

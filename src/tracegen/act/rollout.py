@@ -249,11 +249,6 @@ def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig
     return bool(gain >= window * cfg.far_progress_m)
 
 
-def grasp_ahead(plan: Plan) -> bool:
-    """Whether ``plan`` closes the gripper on something after its first step (an object not yet in hand)."""
-    return plan.grasp_position is not None and bool(plan.gripper_closed.any()) and not plan.gripper_closed[0]
-
-
 def arm_kinematics(
     env: SimEnv, frame: Frame, num_points: int, ee_position: np.ndarray, cfg: ExecutorConfig
 ) -> ArmKinematics | None:
@@ -326,7 +321,7 @@ def rollout(
                 continue  # the gripper opened in place
         else:
             static_closed = 0
-        if latched and cfg.regrasp and grasp_ahead(plan):
+        if latched and cfg.regrasp and plan.grasps_later:
             latched = False  # the grasp missed: the plan goes to the object open and closes on it again
         if latched:
             plan.gripper_closed[:] = True
