@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tracegen.act.executor import ExecutorConfig, plan_from_trace, recent_descent
+from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 
 K = intrinsics(200.0, 200.0, 111.5, 111.5)
@@ -258,3 +258,23 @@ def test_a_moving_part_at_the_effectors_height_or_a_nearer_arm_part_means_no_rea
     far = EE + [0.0, 0.0, 0.25] + rng.uniform(-0.005, 0.005, (4, 3))
     world, obj = hidden_effector_world(rng, arm=far)
     assert plan_from_trace(to_trace(world), K, W2C, EE, wide).grasp_position is not None
+
+
+def press_plan(path, closed=None):
+    positions = np.asarray(path, float)
+    grip = np.zeros(len(positions), bool) if closed is None else np.asarray(closed)
+    return Plan(positions, grip, np.arange(1), positions[None], None)
+
+
+def test_a_final_press_is_the_last_descent_straight_down_followed_by_stillness():
+    over, on = [0.0, 0.6, 0.3], [0.0, 0.6, 0.2]
+    approach = [[0.2, 0.6, 0.3], [0.1, 0.6, 0.3], over]
+    press = press_plan(approach + [[0.0, 0.6, 0.25], on, on, on])
+    assert press.final_press_start(0.03) == 2  # from the step over the button: the sideways approach stays open
+    assert press.final_press_start(0.2) is None  # a 10 cm press is not a 20 cm one
+    pick = press_plan(approach + [on, [0.0, 0.6, 0.3]])  # down then up again: not a press
+    assert pick.final_press_start(0.03) is None
+    slanted = press_plan(approach + [[0.1, 0.6, 0.25], [0.2, 0.6, 0.2]])  # more sideways than down
+    assert slanted.final_press_start(0.03) is None
+    grasping = press_plan(approach + [on, on], closed=[False] * 4 + [True])  # a plan with a grasp is no press
+    assert grasping.final_press_start(0.03) is None

@@ -216,3 +216,13 @@ def test_every_episode_is_announced_to_the_planner_with_its_seed():
     second = rollout(robot, planner, "cam", 6, "", cfg)
     assert planner.seeds == [5, 6]
     assert (first.steps, first.plans) == (second.steps, second.plans)  # the plan count restarted with the episode
+
+
+def test_a_press_straight_down_is_followed_with_the_gripper_closed_only_when_asked():
+    path = np.array([[0.1, 0.0, 0.2], [0.0, 0.0, 0.2], [0.0, 0.0, 0.15], [0.0, 0.0, 0.1], [0.0, 0.0, 0.1]])
+    plan = Plan(path, np.zeros(5, bool), np.arange(1), path[None], None)
+    for press_m, closes in ((0.03, True), (0.0, False)):
+        robot = PointRobot(path[0])
+        follow(robot, plan, RolloutConfig(close_for_press_m=press_m), 200, [robot.ee.copy()])
+        assert robot.efforts[0] < 0  # the sideways move to over the button: open either way
+        assert (robot.efforts[-1] > 0) == closes  # the press: closed, a narrower tool

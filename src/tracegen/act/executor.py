@@ -120,6 +120,23 @@ class Plan:
         """Whether the gripper closes on something after the first step: an object not yet in hand."""
         return self.grasp_position is not None and bool(self.gripper_closed.any()) and not self.gripper_closed[0]
 
+    def final_press_start(self, min_drop_m: float, still_m: float = 0.002) -> int | None:
+        """The step at which the plan's last motion, a press straight down, begins: its moving steps
+        (> ``still_m``) from there on each go more down than sideways, at least ``min_drop_m`` in all, and only still
+        steps follow. ``None`` for a plan that grasps or whose motion does not end in such a press."""
+        if self.gripper_closed.any():
+            return None
+        steps = np.diff(self.positions, axis=0)  # (S-1, 3) metres
+        moving = np.linalg.norm(steps, axis=1) > still_m
+        down = -steps[:, 2] >= np.linalg.norm(steps[:, :2], axis=1)
+        if not moving.any() or not down[np.flatnonzero(moving)[-1]]:
+            return None
+        start = int(np.flatnonzero(moving)[-1])
+        while start > 0 and (down[start - 1] or not moving[start - 1]):
+            start -= 1
+        drop = self.positions[start, 2] - self.positions[-1, 2]
+        return start if drop >= min_drop_m else None
+
 
 def lift_trace(traj: np.ndarray, K: np.ndarray, w2c: np.ndarray) -> np.ndarray:
     """``(N, S, 3)`` ``(u, v, z)`` in the camera (K, w2c) -> world points ``(N, S, 3)``."""

@@ -8,12 +8,14 @@ still closes in on a far one) or the plan is used up.
 
 Grasps (:class:`RolloutConfig`): before closing, the effector goes to the plan's contact point with the gripper open
 (within ``grasp_tolerance_m``; from a pre-grasp pose ``approach_clearance_m`` above it, if set), presses on down by up
-to ``grasp_press_m`` until blocked (the coarse trace cuts the bottom of a pick), then closes in place for
+to ``grasp_press_m`` until blocked (the coarse trace cuts the bottom of a pick; blocked only once it is centred
+over the contact point), then closes in place for
 ``grasp_wait_steps``. The gripper stays closed (``latch_gripper``) until ``release_static_plans`` static plans in a
 row say the grasp failed (it then opens and the next plan starts over), or a plan grasps again later than its first
 step (``regrasp``: the object is not in hand; the effector goes to it open and closes on it again). With
 ``close_free_motion`` a plan with no grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's
-experts press buttons and push doors (open fingers straddle a button's cap). The dip rule learns how far the effector
+experts press buttons and push doors (open fingers straddle a button's cap); with ``close_for_press_m`` only a
+plan's final press straight down is (:meth:`Plan.final_press_start`). The dip rule learns how far the effector
 just came down from its last uninterrupted descent (``descent_slack_m``) and sees the scene in the observation's depth
 (``scene_stride``).
 
@@ -59,7 +61,7 @@ class RolloutConfig:
     approach_clearance_m: float = 0.0  # > 0: go to the contact point from above (this far over it, or the
     # current height if higher), then straight down: a pre-grasp pose
     grasp_tolerance_m: float = 0.006  # the effector goes this close to the plan's contact point before closing
-    grasp_press_m: float = 0.02  # > 0: from the contact point, keep going down (world -z, at most this far) ...
+    grasp_press_m: float = 0.06  # > 0: from the contact point, keep going down (world -z, at most this far) ...
     press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
     release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
@@ -71,6 +73,8 @@ class RolloutConfig:
     close_free_motion: bool = False  # a plan with no grasp in it is followed with the gripper closed (a narrower
     # tool for presses and pushes); a plan with a grasp is followed open until the grasp. Off: it costs the
     # learned planners more than it gives the oracle (BENCHMARKS, 2026-12-06 afternoon)
+    close_for_press_m: float = 0.0  # > 0: a plan with no grasp whose motion ends going straight down by at least
+    # this much (a press) closes the gripper from where that descent begins (Plan.final_press_start)
     stuck_push_closed: bool = True  # ... with the gripper closed first (a narrower tool), or as it is: open
     stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
@@ -137,10 +141,12 @@ def drive(
     tolerance: float,
     stop_when_blocked: bool = False,
     closed: bool = False,
+    blocked_xy_m: float = np.inf,
 ) -> int:
     """Steps towards ``target`` (gripper open unless ``closed``) until within ``tolerance``,
     ``max_steps_per_waypoint`` steps, success, ``budget`` steps or (``stop_when_blocked``) two steps that advance
-    less than ``press_blocked_m`` towards it.
+    less than ``press_blocked_m`` towards it while the effector is within ``blocked_xy_m`` of it horizontally (a
+    press blocked by the floor goes on centring over its target).
 
     Returns the steps used."""
     used = 0
@@ -152,7 +158,8 @@ def drive(
         step_towards(env, before, target, closed, cfg)
         history.append(env.ee_pose()[:3, 3])
         used += 1
-        if stop_when_blocked and used >= 2 and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m:
+        centred = np.linalg.norm(target[:2] - history[-1][:2]) <= blocked_xy_m
+        if stop_when_blocked and used >= 2 and centred and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m:
             break  # two steps that advanced less than press_blocked_m: blocked
     return used
 
@@ -197,7 +204,8 @@ def approach_contact(
     used += drive(env, g, cfg, budget - used, history, cfg.grasp_tolerance_m)
     if cfg.grasp_press_m > 0:  # the retargeted steps cut the bottom of a pick: press on until something stops us
         floor = np.append(g[:2], g[2] - cfg.grasp_press_m)
-        used += drive(env, floor, cfg, budget - used, history, cfg.grasp_tolerance_m, stop_when_blocked=True)
+        tol = cfg.grasp_tolerance_m
+        used += drive(env, floor, cfg, budget - used, history, tol, stop_when_blocked=True, blocked_xy_m=tol)
         plan.grasp_position = history[-1].copy()
     return used, used < budget
 
@@ -212,6 +220,8 @@ def follow(
     used, sent_closed = 0, False
     last = min(len(plan.positions), cfg.steps_per_plan + 1)
     tool = cfg.close_free_motion and not plan.gripper_closed.any()  # no grasp: move as a closed, narrower tool
+    press = plan.final_press_start(cfg.close_for_press_m) if cfg.close_for_press_m > 0 else None
+    press_from = last if press is None else press + 1  # the press's steps are followed closed: a narrower tool
     for k in range(1, last):
         closed = bool(plan.gripper_closed[k])
         sent_closed |= closed
@@ -230,7 +240,7 @@ def follow(
                 break
             if i >= waits + cfg.max_steps_per_waypoint and not closing_in(history, target, cfg):
                 return used, False, sent_closed  # stalled on this waypoint: replan
-            step_towards(env, ee, target, closed or tool, cfg)
+            step_towards(env, ee, target, closed or tool or k >= press_from, cfg)
             history.append(env.ee_pose()[:3, 3])
             used += 1
             if env.success or used >= budget:
