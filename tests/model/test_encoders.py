@@ -131,6 +131,30 @@ def test_moving_weight_counts_the_moving_points_more():
         preset("tiny", moving_weight=-1.0)
 
 
+def test_the_distance_loss_measures_the_paths_and_prefers_the_median():
+    """The zero-initialised decoder predicts no motion: with loss_norm="distance" its loss is the mean distance of
+    the target's path from the start; and of three futures where one point moves in one, the distance is smallest
+    for "it stays" (the median) and the squared error for a third of the motion (the mean)."""
+    x0 = torch.zeros(2, 16, 8, 3)
+    x0[:, 0, :, 0], x0[:, 0, :, 1] = 0.3, 0.4  # each step 0.5 away: the path is 0.5, 1.0, ..., 4.0 from the start
+    model = TraceGen(preset("tiny", grid=4, horizon=8, loss_norm="distance", target="increments"))
+    loss = model.loss(tiny_batch(x0), torch.Generator().manual_seed(1)).item()
+    still = 1e-3  # sqrt(eps): the distance's floor, where the gradient stays finite
+    assert loss == pytest.approx((0.5 * np.arange(1, 9).mean() + 15 * still) / 16, rel=1e-4)
+    mask = torch.ones(3, 1, 1, 3, dtype=torch.bool)
+    futures = torch.tensor([3.0, 0.0, 0.0])[:, None, None, None] * torch.tensor([1.0, 0.0, 0.0])  # (3, 1, 1, 3)
+    candidates = {"still": 0.0, "mean": 1.0}
+    distance = {k: flow.masked_distance(torch.full_like(futures, v) * torch.tensor([1.0, 0, 0]), futures, mask)
+                for k, v in candidates.items()}
+    squared = {k: flow.masked_mse(torch.full_like(futures, v) * torch.tensor([1.0, 0, 0]), futures, mask)
+               for k, v in candidates.items()}
+    assert distance["still"] < distance["mean"] and squared["mean"] < squared["still"]
+    with pytest.raises(ValueError, match="loss_norm"):
+        preset("tiny", loss_norm="l1")
+    with pytest.raises(ValueError, match="loss_norm"):
+        preset("tiny", loss_norm="distance", loss_space="velocity")
+
+
 def test_point_features_read_the_same_numbers_as_grid_sample_everywhere():
     """The separable read agrees with torch's grid_sample (align_corners=False, zero padding), borders included."""
     torch.manual_seed(0)

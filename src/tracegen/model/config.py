@@ -44,6 +44,9 @@ class TraceGenConfig:
     prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
     loss_space: Literal["velocity", "x0"] = "x0"  # x0-prediction: measure the loss on velocities or on x0
     path_loss: float = 0.0  # x0-prediction: weight of an extra loss on the path (running sum of the increments)
+    loss_norm: Literal["squared", "distance"] = "squared"  # x0 loss in x0 space: squared error of the increments
+    # (minimiser: the conditional mean), or the Euclidean distance of the paths, what ADE measures (minimiser: the
+    # geometric median: a point that moves in a minority of the plausible futures is predicted still)
     moving_weight: float = 0.0  # points whose target moves count 1 + moving_weight times in the loss (0: all alike).
     # Few of the 400 points move (the effector, what it handles) and they are what the executor follows; weighting
     # them changes the minimiser on purpose, towards the moving points' paths.
@@ -73,6 +76,10 @@ class TraceGenConfig:
             raise ValueError(f"prediction must be 'x0' or 'velocity', got {self.prediction!r}")
         if self.loss_space not in ("velocity", "x0"):
             raise ValueError(f"loss_space must be 'velocity' or 'x0', got {self.loss_space!r}")
+        if self.loss_norm not in ("squared", "distance"):
+            raise ValueError(f"loss_norm must be 'squared' or 'distance', got {self.loss_norm!r}")
+        if self.loss_norm == "distance" and (self.prediction != "x0" or self.loss_space != "x0"):
+            raise ValueError("loss_norm='distance' measures x0's paths: it needs prediction='x0' and loss_space='x0'")
         if self.moving_weight < 0 or self.moving_threshold <= 0:
             raise ValueError(f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
                              f"{self.moving_threshold}")

@@ -34,6 +34,19 @@ def masked_mse(
     return ((pred - target) ** 2 * w).sum() / w.sum().clamp_min(1.0)
 
 
+def masked_distance(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor | None = None, eps: float = 1e-6
+) -> torch.Tensor:
+    """Mean Euclidean distance between ``pred`` and ``target`` ``(B, N, L, 3)`` over their last axis, over the
+    steps where ``mask`` is True (0 if none); ``weight`` as in :func:`masked_mse`. Minimised by the conditional
+    geometric median rather than the mean: a point that moves in some of the plausible futures and not in most
+    is predicted still (a displacement error, ADE, rewards the same)."""
+    m = mask.to(pred.dtype)  # (B, N, L, 3): a 2D-only sample's depth is masked out of the distance
+    distance = torch.sqrt(((pred - target) ** 2 * m).sum(-1) + eps)  # (B, N, L)
+    w = m.amax(-1) if weight is None else m.amax(-1) * weight[..., 0]  # (B, N, L)
+    return (distance * w).sum() / w.sum().clamp_min(1.0)
+
+
 def moving_points(x0: torch.Tensor, mask: torch.Tensor, threshold: float) -> torch.Tensor:
     """``(B, N)`` bool: the points whose path (running sum of the valid increments ``x0 (B, N, L, 3)``) leaves its
     start by more than ``threshold`` normalised steps in u or v."""

@@ -145,7 +145,8 @@ class TraceGen(nn.Module):
         ``loss_space="x0"`` (the default with x0 prediction) measures the clean increments' error with every flow
         time weighted alike; ``"velocity"`` measures the velocity's, i.e. the same error weighted 1 / t^2, which
         starves the high-noise times where the trace must come from the condition alone. Both have the same
-        minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term.
+        minimiser, E[x0 | x_t, condition]; so has the optional ``path_loss`` term. ``loss_norm="distance"``
+        measures the Euclidean distance of the paths instead (minimiser: their geometric median).
         """
         increments, mask, B = batch["x0"], batch["mask"], len(batch["x0"])
         if not self.has_retrieved(batch):  # (training retrieves with its own episodes left out: train.make_batch)
@@ -164,7 +165,9 @@ class TraceGen(nn.Module):
         if self.cfg.moving_weight:  # (B, N, 1, 1): moving points count 1 + moving_weight times
             moving = flow.moving_points(increments, mask, self.cfg.moving_threshold)
             weight = (1.0 + self.cfg.moving_weight * moving.to(x0.dtype))[..., None, None]
-        if self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
+        if self.cfg.loss_norm == "distance":  # the paths' distance (what ADE measures), every flow time alike
+            loss = flow.masked_distance(flow.path(out, mask), flow.path(x0, mask), mask, weight)
+        elif self.cfg.prediction == "x0" and self.cfg.loss_space == "x0":
             loss = flow.masked_mse(out, x0, mask, weight)  # the same minimiser, every flow time weighted alike
         else:  # x0 errors weighted by 1 / t^2
             loss = flow.masked_mse(self.to_velocity(out, x_t, t), target, mask, weight)
