@@ -153,6 +153,8 @@ def test_the_distance_loss_measures_the_paths_and_prefers_the_median():
         preset("tiny", loss_norm="l1")
     with pytest.raises(ValueError, match="loss_norm"):
         preset("tiny", loss_norm="distance", loss_space="velocity")
+    with pytest.raises(ValueError, match="loss_norm"):
+        preset("tiny", loss_norm="distance", target="offsets")
 
 
 def test_point_features_read_the_same_numbers_as_grid_sample_everywhere():

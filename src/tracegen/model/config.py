@@ -78,8 +78,10 @@ class TraceGenConfig:
             raise ValueError(f"loss_space must be 'velocity' or 'x0', got {self.loss_space!r}")
         if self.loss_norm not in ("squared", "distance"):
             raise ValueError(f"loss_norm must be 'squared' or 'distance', got {self.loss_norm!r}")
-        if self.loss_norm == "distance" and (self.prediction != "x0" or self.loss_space != "x0"):
-            raise ValueError("loss_norm='distance' measures x0's paths: it needs prediction='x0' and loss_space='x0'")
+        paths_of_increments = (self.prediction, self.loss_space, self.target) == ("x0", "x0", "increments")
+        if self.loss_norm == "distance" and not paths_of_increments:
+            raise ValueError("loss_norm='distance' measures the paths of x0's increments: it needs prediction='x0', "
+                             "loss_space='x0' and target='increments'")
         if self.moving_weight < 0 or self.moving_threshold <= 0:
             raise ValueError(f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
                              f"{self.moving_threshold}")
