@@ -139,16 +139,16 @@ def test_the_distance_loss_measures_the_paths_and_prefers_the_median():
     x0[:, 0, :, 0], x0[:, 0, :, 1] = 0.3, 0.4  # each step 0.5 away: the path is 0.5, 1.0, ..., 4.0 from the start
     model = TraceGen(preset("tiny", grid=4, horizon=8, loss_norm="distance", target="increments"))
     loss = model.loss(tiny_batch(x0), torch.Generator().manual_seed(1)).item()
-    still = 1e-3  # sqrt(eps): the distance's floor, where the gradient stays finite
-    assert loss == pytest.approx((0.5 * np.arange(1, 9).mean() + 15 * still) / 16, rel=1e-4)
-    mask = torch.ones(3, 1, 1, 3, dtype=torch.bool)
-    futures = torch.tensor([3.0, 0.0, 0.0])[:, None, None, None] * torch.tensor([1.0, 0.0, 0.0])  # (3, 1, 1, 3)
-    candidates = {"still": 0.0, "mean": 1.0}
-    distance = {k: flow.masked_distance(torch.full_like(futures, v) * torch.tensor([1.0, 0, 0]), futures, mask)
-                for k, v in candidates.items()}
-    squared = {k: flow.masked_mse(torch.full_like(futures, v) * torch.tensor([1.0, 0, 0]), futures, mask)
-               for k, v in candidates.items()}
-    assert distance["still"] < distance["mean"] and squared["mean"] < squared["still"]
+    floor = 1e-3  # sqrt(eps): the distance's floor, where the gradient stays finite
+    assert loss == pytest.approx((0.5 * np.arange(1, 9).mean() + 15 * floor) / 16, rel=1e-4)
+
+    def along_u(*values):  # (len(values), 1, 1, 3): one point, one step, displaced along u
+        return torch.tensor(values)[:, None, None, None] * torch.tensor([1.0, 0.0, 0.0])
+
+    futures, mask = along_u(3.0, 0.0, 0.0), torch.ones(3, 1, 1, 3, dtype=torch.bool)
+    still, mean = along_u(0.0, 0.0, 0.0), along_u(1.0, 1.0, 1.0)
+    assert flow.masked_distance(still, futures, mask) < flow.masked_distance(mean, futures, mask)
+    assert flow.masked_mse(mean, futures, mask) < flow.masked_mse(still, futures, mask)
     with pytest.raises(ValueError, match="loss_norm"):
         preset("tiny", loss_norm="l1")
     with pytest.raises(ValueError, match="loss_norm"):

@@ -129,11 +129,13 @@ class Plan:
         steps = np.diff(self.positions, axis=0)  # (S-1, 3) metres
         moving = np.linalg.norm(steps, axis=1) > still_m
         down = -steps[:, 2] >= np.linalg.norm(steps[:, :2], axis=1)
-        if not moving.any() or not down[np.flatnonzero(moving)[-1]]:
+        if not moving.any():
             return None
-        start = int(np.flatnonzero(moving)[-1])
+        start = int(np.flatnonzero(moving)[-1])  # the last moving step must go down ...
+        if not down[start]:
+            return None
         while start > 0 and (down[start - 1] or not moving[start - 1]):
-            start -= 1
+            start -= 1  # ... and so must every moving step back to where the press begins
         drop = self.positions[start, 2] - self.positions[-1, 2]
         return start if drop >= min_drop_m else None
 

@@ -14,10 +14,10 @@ over the contact point), then closes in place for
 row say the grasp failed (it then opens and the next plan starts over), or a plan grasps again later than its first
 step (``regrasp``: the object is not in hand; the effector goes to it open and closes on it again). With
 ``close_free_motion`` a plan with no grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's
-experts press buttons and push doors (open fingers straddle a button's cap); with ``close_for_press_m`` only a
-plan's final press straight down is (:meth:`Plan.final_press_start`). The dip rule learns how far the effector
-just came down from its last uninterrupted descent (``descent_slack_m``) and sees the scene in the observation's depth
-(``scene_stride``).
+experts press buttons and push doors (open fingers straddle a button's cap); with ``close_for_press_m`` only the
+descent of a plan that ends pressing straight down is followed closed (:meth:`Plan.final_press_start`). The dip rule
+learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``) and sees the
+scene in the observation's depth (``scene_stride``).
 
 Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
 gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
@@ -158,9 +158,9 @@ def drive(
         step_towards(env, before, target, closed, cfg)
         history.append(env.ee_pose()[:3, 3])
         used += 1
-        centred = np.linalg.norm(target[:2] - history[-1][:2]) <= blocked_xy_m
-        if stop_when_blocked and used >= 2 and centred and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m:
-            break  # two steps that advanced less than press_blocked_m: blocked
+        slowed = stop_when_blocked and used >= 2 and (history[-1] - history[-3]) @ heading < cfg.press_blocked_m
+        if slowed and np.linalg.norm(target[:2] - history[-1][:2]) <= blocked_xy_m:
+            break  # two steps that advanced less than press_blocked_m, centred over the target: blocked
     return used
 
 
