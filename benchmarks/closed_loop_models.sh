@@ -12,7 +12,8 @@
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
 #   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
-#   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] bash benchmarks/closed_loop_models.sh
+#   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] [PLAN_ARGS="--steps 1"] \
+#   bash benchmarks/closed_loop_models.sh
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
 # stage when REC does not exist: 582 episodes, 8 min on a quiet 2-core machine, ~25 min on a busy one), plus the
@@ -43,6 +44,7 @@ ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
 TG=${TG:-tracegen}
 FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
 MODEL_ARGS=${MODEL_ARGS:-}  # extra model settings for the models trained from scratch (a warm-up keeps its init's)
+PLAN_ARGS=${PLAN_ARGS:-}  # sampler options of `eval-traces` and `bench`, e.g. "--steps 1" (one ODE step)
 mkdir -p "$OUT"
 
 if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
@@ -93,7 +95,10 @@ for row in $ROWS; do
         cross) warmup cross cross_hand ;; pretrained) ;; esac ;;
     *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross)" >&2; exit 2 ;;
   esac
-  $TG eval-traces --ckpt "$OUT/$row" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$row.json" > /dev/null
+  # shellcheck disable=SC2086  # PLAN_ARGS holds several words
+  $TG eval-traces --ckpt "$OUT/$row" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$row.json" \
+    $PLAN_ARGS > /dev/null
+  # shellcheck disable=SC2086
   $TG bench metaworld --protocol avdc --ckpt "$OUT/$row" --seeds "$SEEDS" --workers "$WORKERS" \
-    --json "$OUT/bench_$row.json"
+    --json "$OUT/bench_$row.json" $PLAN_ARGS
 done

@@ -34,13 +34,13 @@ def first_plan_rms(env, planner, camera: str, seed: int, text: str, cfg: Executo
     traj = planner.plan(env, frame, K, w2c, text)
     world = lift_trace(traj, K, w2c)
     arm = arm_kinematics(env, frame, len(traj), env.ee_pose()[:3, 3], cfg)
-    attached, local = arm.attach(world[:, 0])  # body-frame points at planning time
-    fit = arm.fit(world, cfg.min_track_motion_m)  # leaves the arm at the last step's fitted pose
-    if fit is None:
+    found = arm.attached_tracks(world, cfg.min_track_motion_m)
+    if found is None:
         return None
-    idx = fit[1]
-    rms = arm.residual_rms(world[idx, -1], arm.point_body[idx], local[np.isin(attached, idx)])
-    return rms, float(np.median(np.linalg.norm(world[idx, -1] - world[idx, 0], axis=1)))
+    idx, tracks, bodies, local = found
+    _, q_last = arm.effector_path(tracks, bodies, local, np.ones(len(idx)))  # the plain fit: every track alike
+    rms = arm.residual_rms(q_last, tracks[:, -1], bodies, local)
+    return rms, float(np.median(np.linalg.norm(tracks[:, -1] - tracks[:, 0], axis=1)))
 
 
 def main() -> None:

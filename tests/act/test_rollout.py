@@ -3,7 +3,7 @@
 import numpy as np
 
 from tracegen.act.executor import Plan
-from tracegen.act.rollout import RolloutConfig, approach_contact, follow, rollout
+from tracegen.act.rollout import RolloutConfig, approach_contact, drive, follow, rollout
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 from tracegen.sim.render import Frame
 
@@ -56,6 +56,20 @@ def test_a_grasp_presses_on_below_the_contact_point_until_blocked():
     plan.grasp_position = np.array([0, 0, 0.04])
     approach_contact(robot, plan, RolloutConfig(grasp_press_m=0.0), 200, [robot.ee.copy()])
     assert robot.ee[2] >= 0.034  # without the rule: closes where the coarse trace said, too high
+
+
+def test_a_press_blocked_by_the_floor_goes_on_centring_when_asked():
+    cfg = RolloutConfig()
+    target = np.array([0.0, 0.0, -0.03])  # below the floor, 2 cm across from where the press starts
+    for blocked_xy_m, stops_within in ((np.inf, None), (cfg.grasp_tolerance_m, cfg.grasp_tolerance_m)):
+        robot = PointRobot([0.02, 0.0, 0.031], floor=0.03)
+        history = [robot.ee.copy()]
+        used = drive(robot, target, cfg, 100, history, 0.001, stop_when_blocked=True, blocked_xy_m=blocked_xy_m)
+        across = np.linalg.norm(robot.ee[:2])
+        if stops_within is None:  # blocked within a few steps, still off to the side
+            assert used <= 5 and across > 0.012
+        else:  # it goes on sliding over the floor until it is above the target
+            assert used > 2 and across <= stops_within
 
 
 def test_a_far_waypoint_is_reached_while_the_effector_closes_in_and_abandoned_when_blocked():

@@ -160,10 +160,12 @@ class ArmKinematics:
         jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[self.effector_body]])
         return res, jac
 
-    def fit(self, world: np.ndarray, min_motion_m: float) -> tuple[np.ndarray, np.ndarray] | None:
-        """The effector path ``(S, 3)`` (world, m; step 0 is now) that makes the arm follow the trace ``world
-        (N, S, 3)``, and ``(K,)`` the tracks it was fitted to; ``None`` when fewer than ``min_tracks`` tracks start
-        on the arm or none of them moves more than ``min_motion_m``."""
+    def attached_tracks(
+        self, world: np.ndarray, min_motion_m: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+        """The tracks of ``world (N, S, 3)`` a fit follows: ``(K,)`` their indices, ``(K, S, 3)`` their points, the
+        ``(K,)`` bodies they start on and ``(K, 3)`` their points in those bodies' frames; ``None`` when fewer than
+        ``min_tracks`` tracks start on the arm or none of them moves more than ``min_motion_m``."""
         if len(self.joints) == 0:  # a floating effector: nothing to fit
             return None
         idx, local = self.attach(world[:, 0])
@@ -172,14 +174,25 @@ class ArmKinematics:
         moves = np.linalg.norm(world[idx] - world[idx, :1], axis=2).max(1, initial=0.0) > min_motion_m
         if len(idx) < self.cfg.min_tracks or not moves.any():
             return None
-        tracks, bodies = world[idx], self.point_body[idx]
-        path = self.effector_path(tracks, bodies, local, np.ones(len(idx)))
-        if self.cfg.near_effector_m > 0 and self.residual_rms(tracks[:, -1], bodies, local) > self.cfg.consistent_rms_m:
-            path = self.effector_path(tracks, bodies, local, self.track_weights(tracks[:, 0]))
+        return idx, world[idx], self.point_body[idx], local
+
+    def fit(self, world: np.ndarray, min_motion_m: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The effector path ``(S, 3)`` (world, m; step 0 is now) that makes the arm follow the trace ``world
+        (N, S, 3)``, and ``(K,)`` the tracks it was fitted to (:meth:`attached_tracks`; ``None`` without them)."""
+        found = self.attached_tracks(world, min_motion_m)
+        if found is None:
+            return None
+        idx, tracks, bodies, local = found
+        path, q_last = self.effector_path(tracks, bodies, local, np.ones(len(idx)))
+        refit = self.cfg.near_effector_m > 0  # ... when the plain fit leaves the trace unexplained
+        if refit and self.residual_rms(q_last, tracks[:, -1], bodies, local) > self.cfg.consistent_rms_m:
+            path, _ = self.effector_path(tracks, bodies, local, self.track_weights(tracks[:, 0]))
         return path, idx
 
-    def residual_rms(self, targets: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> float:
-        """RMS distance (m) between the attached points, at the arm's current pose, and ``targets (K, 3)``."""
+    def residual_rms(self, q: np.ndarray, targets: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> float:
+        """RMS distance (m) between the attached points, with the arm at joint positions ``q (J,)``, and
+        ``targets (K, 3)``."""
+        self._set(q)
         res, _ = self._residual(point_body, local, targets, np.ones(len(targets)))
         return float(np.sqrt(np.mean(np.sum(res[:-3].reshape(-1, 3) ** 2, axis=1))))
 
@@ -194,10 +207,10 @@ class ArmKinematics:
 
     def effector_path(
         self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray, weight: np.ndarray
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(S, 3)`` tool centre point (world, m) at every step of ``tracks (K, S, 3)``, the world positions of the
-        attached points ``local (K, 3)`` on bodies ``point_body (K,)``, each track's error scaled by ``weight (K,)``.
-        Step 0 is the current position; the arm is left at the last step's fitted pose."""
+        attached points ``local (K, 3)`` on bodies ``point_body (K,)``, each track's error scaled by ``weight (K,)``;
+        and ``(J,)`` the joint positions fitted to the last step. Step 0 is the current position."""
         q = self.q0.copy()
         path = np.empty((tracks.shape[1], 3))
         eye = self.cfg.damping * np.eye(len(q))
@@ -212,7 +225,7 @@ class ArmKinematics:
             self._set(q)
             R, p = self._pose(self.effector_body)
             path[s] = p + R @ self.tcp_local
-        return path
+        return path, q
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
