@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
+from tracegen.act.executor import ExecutorConfig, Plan, dip_object, plan_from_trace, recent_descent
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 
 K = intrinsics(200.0, 200.0, 111.5, 111.5)
@@ -185,6 +185,60 @@ def test_the_dip_contact_is_above_the_object_when_the_lowest_step_is_already_on_
     world, start = dip_world(h, np.random.default_rng(9), np.array(xs, float))
     plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)))
     assert plan.grasp_position[0] == pytest.approx(EE[0] + 0.07, abs=0.004)
+
+
+def ball_scene(centre, radius=0.03, seen_from=(-1.0, 0.0)):
+    """Depth points of a floor (z = 0) and of the half of a ball on it that a camera on the ``seen_from`` side
+    sees, and an arm link high above the ball."""
+    g = np.linspace(-0.2, 0.2, 41)
+    floor = np.stack(np.meshgrid(g, g) + [np.zeros((41, 41))], -1).reshape(-1, 3)
+    floor = floor[np.linalg.norm(floor[:, :2] - centre[:2], axis=1) > radius]
+    polar, azimuth = np.meshgrid(np.linspace(0, np.pi / 2, 8), np.linspace(0, 2 * np.pi, 24, endpoint=False))
+    dirs = np.stack([np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], -1)
+    ball = (centre + radius * dirs).reshape(-1, 3)
+    ball = ball[(ball[:, :2] - centre[:2]) @ np.asarray(seen_from) >= 0]
+    arm = centre + [0.0, 0.0, 0.25]
+    return np.concatenate([floor, ball, arm[None]])
+
+
+def test_dip_object_puts_the_contact_over_the_top_of_the_object_under_the_descent():
+    up, centre = np.array([0.0, 0.0, 1.0]), np.array([0.01, 0.0, 0.03])
+    start, end = np.array([-0.01, 0.0, 0.07]), np.array([0.04, 0.0, 0.02])  # the descent's last step
+    points = ball_scene(centre)
+    seen = points[(points[:, 2] > 0.01) & (points[:, 2] < 0.2)]
+    assert seen[:, 0].mean() < centre[0] - 0.008  # what the camera sees of the ball lies to one side of it
+    found = dip_object(start, end, points, up, bottom=0.01, radius=0.03)
+    assert found[0] == pytest.approx(centre[0], abs=0.004)  # ... its top does not
+    assert found[1] == pytest.approx(0.0) and 0.02 <= found[2] <= 0.07  # on the segment
+    assert dip_object(start, end, points[points[:, 2] == 0], up, bottom=0.01, radius=0.03) is None  # floor only
+    far = ball_scene(np.array([0.2, 0.15, 0.03]))  # the ball beyond the radius: nothing under the descent
+    assert dip_object(start, end, far, up, bottom=0.01, radius=0.03) is None
+
+
+def test_dip_centre_moves_the_contact_to_the_object_the_depth_shows():
+    # the slanted descent of the test above ends at x = 7 cm; the depth shows a ball under its last step, at 6.1 cm
+    h = [0.2, 0.15, 0.1, 0.05, 0.03, 0.06, 0.11, 0.16]
+    xs = np.array([0, 0.02, 0.04, 0.06, 0.07, 0.07, 0.07, 0.07])
+    world, start = dip_world(h, np.random.default_rng(9), xs)
+    points = ball_scene(np.array([EE[0] + 0.061, EE[1], 0.03]), radius=0.02)
+    off = ExecutorConfig(grasp_rules=("dip",), dip_centre_m=0.0)
+    plain = plan_from_trace(to_trace(world), K, W2C, start, off, scene_points=points)
+    assert plain.grasp_position[0] == pytest.approx(EE[0] + 0.07, abs=0.004)
+    plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)), scene_points=points)
+    assert plan.grasp_position[0] == pytest.approx(EE[0] + 0.061, abs=0.003)
+    assert plan.grasp_position[2] == pytest.approx(plain.grasp_position[2])
+    # a last step longer than 2.5 radii is not searched (it could reach another object): the contact stays put
+    xs = np.array([0, 0, 0, 0, 0.09, 0.09, 0.09, 0.09])
+    world, start = dip_world([0.2, 0.15, 0.1, 0.06, 0.03, 0.06, 0.11, 0.16], np.random.default_rng(9), xs)
+    points = ball_scene(np.array([EE[0] + 0.04, EE[1], 0.03]), radius=0.02)
+    for centre in (0.0, 0.03):
+        cfg = ExecutorConfig(grasp_rules=("dip",), dip_centre_m=centre)
+        plan = plan_from_trace(to_trace(world), K, W2C, start, cfg, scene_points=points)
+        assert plan.grasp_position[0] == pytest.approx(EE[0], abs=0.004)  # the step before, above the object's side
+    cfg = ExecutorConfig(grasp_rules=("dip",), dip_centre_m=0.04)  # 2.5 x 4 cm: now it is searched
+    assert plan_from_trace(to_trace(world), K, W2C, start, cfg, scene_points=points).grasp_position[0] == (
+        pytest.approx(EE[0] + 0.04, abs=0.004)
+    )
 
 
 def test_dip_next_to_the_observed_scene_when_no_track_is_near():

@@ -33,7 +33,10 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    points) is a pick, closed from its lowest step; the contact point lies as low as where the descent and the rise
    meet, across where the lowest step is — or the step before it, if the move into the lowest went more sideways than
    down (``dip_refine``: retargeted steps are centimetres apart and skip the bottom, and the lowest step may already be
-   on the way out with the object).
+   on the way out with the object). With ``dip_centre_m``, a last descent step shorter than 2.5 times that radius is
+   searched for the object under it, in the observation's depth (:func:`dip_object`): the contact is the step's point
+   nearest to the top of what stands out of its support there (an expert that fumbles, or closes while its object
+   rolls, leaves its lowest step beside the object).
    No privileged task knowledge is used.
 
 Only the valid steps of the trace are used (a prediction has all 33).
@@ -77,6 +80,8 @@ class ExecutorConfig:
     dip_rise_m: float = 0.04  # ... then rises at least this far, next to something: a pick, closed at the bottom
     dip_refine: bool = True  # the dip's contact point is where the descent and the rise meet between the steps
     dip_max_refine_m: float = 0.03  # ... at most this far below the lowest step
+    dip_centre_m: float = 0.03  # > 0: across, the dip's contact is the point of its last descent step (when shorter
+    # than 2.5 x this) nearest to the top of an object within this radius of it in the observation's depth (dip_object)
     grasp_rules: tuple[str, ...] = ("co-motion", "dip")
     max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
     reach_radius_m: float = 0.10  # > 0: with no moving track within effector_radius_m (a hidden gripper), an object
@@ -335,21 +340,69 @@ def dip_schedule(
         gap = np.concatenate([gap, np.linalg.norm(scene_points - path[low], axis=1)])
     if np.nanmin(gap, initial=np.inf) <= cfg.grasp_radius_m:
         closed[low:] = True
-        return closed, dip_contact(path, up, low, cfg) if cfg.dip_refine else path[low].copy()
+        if not cfg.dip_refine:
+            return closed, path[low].copy()
+        return closed, dip_contact(path, up, low, cfg, scene_points if cfg.dip_centre_m > 0 else None)
     return closed, None
 
 
-def dip_contact(path: np.ndarray, up: np.ndarray, low: int, cfg: ExecutorConfig) -> np.ndarray:
+def dip_contact(
+    path: np.ndarray, up: np.ndarray, low: int, cfg: ExecutorConfig, scene_points: np.ndarray | None = None
+) -> np.ndarray:
     """Where the dip at step ``low`` of ``path (S, 3)`` touched bottom: at the lowest step's height lowered by
     :func:`dip_undershoot` (at most ``dip_max_refine_m``); across ``up``, where the lowest step is, unless the move
     into it went more sideways than down: then it is already on the way out (an expert closes its gripper as it
     moves off with the object, and a step centimetres long lands beside it), and the contact is across where the
-    descent's last step was."""
+    descent's last step was. With ``scene_points`` (the observation's depth in world coordinates) and a last descent
+    step at most 2.5 ``dip_centre_m`` long across, it is that step's point over the top of the object under it
+    (:func:`dip_object`), when there is one (a longer step: the search would reach other objects)."""
     height = path @ up
+    bottom = height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low))
     into = path[low] - path[max(low - 1, 0)]  # (3,) the move into the lowest step
     down = -float(into @ up)
     contact = path[low - 1 if np.linalg.norm(into + down * up) > down else low].copy()
-    return contact + up * (height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low)) - contact @ up)
+    if scene_points is not None and low > 0 and np.linalg.norm(into + down * up) <= 2.5 * cfg.dip_centre_m:
+        found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg.dip_centre_m)
+        contact = contact if found is None else found
+    return contact + up * (bottom - contact @ up)
+
+
+def dip_object(
+    start: np.ndarray,
+    end: np.ndarray,
+    scene_points: np.ndarray,
+    up: np.ndarray,
+    bottom: float,
+    radius: float,
+    raised_m: float = 0.01,
+    reach_m: float = 0.08,
+    top_m: float = 0.005,
+) -> np.ndarray | None:
+    """The point of the segment ``start -> end`` (3,) over the top of an object under it, or ``None``.
+
+    An object's points are the ``scene_points (P, 3)`` within ``radius`` of the segment across ``up``, raised at
+    least ``raised_m`` above their support (the lowest scene around, its 5th height percentile) and at most
+    ``reach_m`` above the dip's ``bottom`` (higher up is the arm). Its top: those within ``top_m`` of the highest;
+    the answer is the segment's point nearest to the top's centroid. A camera sees one side of an object, so the
+    top, seen from above, locates it better than the centroid of what is seen.
+    """
+    height = scene_points @ up  # (P,)
+    across = scene_points - height[:, None] * up  # (P, 3) positions across up
+    a, b = start - (start @ up) * up, end - (end @ up) * up
+    seg = b - a
+    t = np.clip((across - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0)  # (P,) nearest segment fraction
+    gap = np.linalg.norm(across - (a + t[:, None] * seg), axis=1)  # (P,) distance across to the segment
+    around = gap <= 2 * radius
+    if around.sum() < 3:
+        return None
+    support = np.percentile(height[around], 5)
+    on_object = (gap <= radius) & (height >= support + raised_m) & (height <= bottom + reach_m)
+    if not on_object.any():
+        return None
+    top = on_object & (height >= height[on_object].max() - top_m)
+    centre = across[top].mean(0)
+    f = float(np.clip((centre - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0))
+    return start + f * (end - start)
 
 
 def dip_undershoot(height: np.ndarray, low: int) -> float:
