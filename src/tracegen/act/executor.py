@@ -360,8 +360,9 @@ def dip_contact(
     bottom = height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low))
     into = path[low] - path[max(low - 1, 0)]  # (3,) the move into the lowest step
     down = -float(into @ up)
-    contact = path[low - 1 if np.linalg.norm(into + down * up) > down else low].copy()
-    if scene_points is not None and low > 0 and np.linalg.norm(into + down * up) <= 2.5 * cfg.dip_centre_m:
+    sideways = float(np.linalg.norm(into + down * up))
+    contact = path[low - 1 if sideways > down else low].copy()
+    if scene_points is not None and low > 0 and sideways <= 2.5 * cfg.dip_centre_m:
         found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg.dip_centre_m)
         contact = contact if found is None else found
     return contact + up * (bottom - contact @ up)
