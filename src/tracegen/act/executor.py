@@ -389,10 +389,13 @@ def dip_object(
     """
     height = scene_points @ up  # (P,)
     across = scene_points - height[:, None] * up  # (P, 3) positions across up
-    a, b = start - (start @ up) * up, end - (end @ up) * up
-    seg = b - a
-    t = np.clip((across - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0)  # (P,) nearest segment fraction
-    gap = np.linalg.norm(across - (a + t[:, None] * seg), axis=1)  # (P,) distance across to the segment
+    a = start - (start @ up) * up  # the segment across up
+    seg = end - (end @ up) * up - a
+
+    def fraction(points: np.ndarray) -> np.ndarray:  # (...,) where along the segment points (..., 3) are nearest
+        return np.clip((points - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0)
+
+    gap = np.linalg.norm(across - (a + fraction(across)[:, None] * seg), axis=1)  # (P,) distance across to it
     around = gap <= 2 * radius
     if around.sum() < 3:
         return None
@@ -401,9 +404,7 @@ def dip_object(
     if not on_object.any():
         return None
     top = on_object & (height >= height[on_object].max() - top_m)
-    centre = across[top].mean(0)
-    f = float(np.clip((centre - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0))
-    return start + f * (end - start)
+    return start + float(fraction(across[top].mean(0))) * (end - start)
 
 
 def dip_undershoot(height: np.ndarray, low: int) -> float:
