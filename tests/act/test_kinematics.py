@@ -168,3 +168,20 @@ def test_the_fits_jacobian_matches_finite_differences(env):
     points = slice(0, 3 * len(idx))  # exact; the orientation term is first-order (small-angle form)
     np.testing.assert_allclose(jac[points], numeric[points], atol=1e-6)
     np.testing.assert_allclose(jac[3 * len(idx):], numeric[3 * len(idx):], atol=1e-3)
+
+
+def test_a_trace_beyond_the_joints_limits_is_fitted_within_them(env):
+    """Tracks pulled far beyond what the arm can reach: the fitted pose is the one taken, within the joints' limits
+    (a joint held at its limit has stopped moving, whatever step the solver asks of it)."""
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
+    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, UNIFORM)
+    idx, _, bodies, local = arm.attached_tracks(world, 0.01)
+    far = world[idx] + np.linspace(0, 1, world.shape[1])[:, None] * np.array([0.0, 0.0, 3.0])  # 3 m straight up
+    path, q = arm.effector_path(far, bodies, local, np.ones(len(idx)))
+    lo, hi = env.model.jnt_range[arm.joints].T
+    limited = env.model.jnt_limited[arm.joints].astype(bool)
+    assert (((q >= lo) & (q <= hi)) | ~limited).all()
+    assert ((np.isclose(q, lo) | np.isclose(q, hi)) & limited).any()  # the trace drove a joint to its limit
+    arm._set(q)
+    R, p = arm._pose(env.effector_body)
+    np.testing.assert_allclose(path[-1], p + R @ arm.tcp_local)  # the path's last point is that pose's tool

@@ -142,14 +142,15 @@ class ArmKinematics:
         then orientation."""
         m, d = self.model, self.data
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        linear, angular = {}, {}  # per body: (3, J) Jacobians of its origin's velocity and of its angular velocity
-        for b in np.unique(np.append(bodies, self.effector_body)):
+        used, which = np.unique(np.append(bodies, self.effector_body), return_inverse=True)  # which: (K + 1,)
+        linear = np.empty((len(used), 3, len(self.joints)))  # per body: its origin's velocity Jacobian ...
+        angular = np.empty((len(used), 3, len(self.joints)))  # ... and its angular velocity's
+        for i, b in enumerate(used):
             mujoco.mj_jacBody(m, d, jacp, jacr, int(b))
-            linear[b], angular[b] = jacp[:, self.dadr].copy(), jacr[:, self.dadr].copy()
+            linear[i], angular[i] = jacp[:, self.dadr], jacr[:, self.dadr]
         R, origin = d.xmat[bodies].reshape(-1, 3, 3), d.xpos[bodies]  # (K, 3, 3), (K, 3)
         lever = np.einsum("kij,kj->ki", R, local)  # (K, 3) from each body's origin to its attached point
-        lin = np.stack([linear[b] for b in bodies])  # (K, 3, J)
-        ang = np.stack([angular[b] for b in bodies])  # (K, 3, J)
+        lin, ang = linear[which[:-1]], angular[which[:-1]]  # (K, 3, J) each
         point_jac = lin + _cross(ang, lever[:, :, None])  # (K, 3, J): v = v_origin + w x lever
         w = self.cfg.orientation_weight_m
         # the rotation vector from the goal orientation to the current one (small angles): vee of R R_goal^T
@@ -157,7 +158,7 @@ class ArmKinematics:
         err = 0.5 * np.array([M[2, 1] - M[1, 2], M[0, 2] - M[2, 0], M[1, 0] - M[0, 1]])
         res = np.concatenate([(weight[:, None] * (origin + lever - targets)).ravel(), w * err])
         point_jac = weight[:, None, None] * point_jac
-        jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[self.effector_body]])
+        jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[which[-1]]])
         return res, jac
 
     def attached_tracks(
@@ -211,18 +212,16 @@ class ArmKinematics:
         """``(S, 3)`` tool centre point (world, m) at every step of ``tracks (K, S, 3)``, the world positions of the
         attached points ``local (K, 3)`` on bodies ``point_body (K,)``, each track's error scaled by ``weight (K,)``;
         and ``(J,)`` the joint positions fitted to the last step. Step 0 is the current position."""
-        q = self.q0.copy()
+        q = self._set(self.q0.copy())  # the arm is posed at q throughout
         path = np.empty((tracks.shape[1], 3))
         eye = self.cfg.damping * np.eye(len(q))
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
-                q = self._set(q)
                 r, Jm = self._residual(point_body, local, tracks[:, s], weight)
-                step = np.linalg.solve(Jm.T @ Jm + eye, Jm.T @ r)
-                q = q - step
-                if np.abs(step).max() < self.cfg.tolerance_rad:
+                moved = self._set(q - np.linalg.solve(Jm.T @ Jm + eye, Jm.T @ r))  # within the joints' limits
+                q, change = moved, np.abs(moved - q).max()
+                if change < self.cfg.tolerance_rad:  # the step as taken: a joint held at its limit has stopped
                     break
-            self._set(q)
             R, p = self._pose(self.effector_body)
             path[s] = p + R @ self.tcp_local
         return path, q
