@@ -227,6 +227,10 @@ def test_dip_centre_moves_the_contact_to_the_object_the_depth_shows():
     plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)), scene_points=points)
     assert plan.grasp_position[0] == pytest.approx(EE[0] + 0.061, abs=0.003)
     assert plan.grasp_position[2] == pytest.approx(plain.grasp_position[2])
+    flat = ExecutorConfig(grasp_rules=("dip",), dip_object_raised_m=0.05)  # the 4 cm ball no longer stands out
+    assert plan_from_trace(to_trace(world), K, W2C, start, flat, scene_points=points).grasp_position[0] == (
+        pytest.approx(plain.grasp_position[0])
+    )
     # a last step longer than 2.5 radii is not searched (it could reach another object): the contact stays put
     xs = np.array([0, 0, 0, 0, 0.09, 0.09, 0.09, 0.09])
     world, start = dip_world([0.2, 0.15, 0.1, 0.06, 0.03, 0.06, 0.11, 0.16], np.random.default_rng(9), xs)

@@ -82,6 +82,9 @@ class ExecutorConfig:
     dip_max_refine_m: float = 0.03  # ... at most this far below the lowest step
     dip_centre_m: float = 0.03  # > 0: across, the dip's contact is the point of its last descent step (when shorter
     # than 2.5 x this) nearest to the top of an object within this radius of it in the observation's depth (dip_object)
+    dip_object_raised_m: float = 0.01  # ... an object's points stand at least this far out of their support ...
+    dip_object_reach_m: float = 0.08  # ... and at most this far above the dip's bottom (higher up is the arm) ...
+    dip_object_top_m: float = 0.005  # ... and its top is those within this of its highest point
     grasp_rules: tuple[str, ...] = ("co-motion", "dip")
     max_depth_m: float = 10.0  # tracks starting farther than this (e.g. sky, far plane) are ignored
     reach_radius_m: float = 0.10  # > 0: with no moving track within effector_radius_m (a hidden gripper), an object
@@ -342,28 +345,34 @@ def dip_schedule(
         closed[low:] = True
         if not cfg.dip_refine:
             return closed, path[low].copy()
-        return closed, dip_contact(path, up, low, cfg, scene_points if cfg.dip_centre_m > 0 else None)
+        return closed, dip_contact(path, height, up, low, cfg, scene_points if cfg.dip_centre_m > 0 else None)
     return closed, None
 
 
 def dip_contact(
-    path: np.ndarray, up: np.ndarray, low: int, cfg: ExecutorConfig, scene_points: np.ndarray | None = None
+    path: np.ndarray,
+    height: np.ndarray,
+    up: np.ndarray,
+    low: int,
+    cfg: ExecutorConfig,
+    scene_points: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Where the dip at step ``low`` of ``path (S, 3)`` touched bottom: at the lowest step's height lowered by
+    """Where the dip at step ``low`` of ``path (S, 3)`` (its ``height (S,)`` along ``up``) touched bottom: at the lowest
+    step's height lowered by
     :func:`dip_undershoot` (at most ``dip_max_refine_m``); across ``up``, where the lowest step is, unless the move
     into it went more sideways than down: then it is already on the way out (an expert closes its gripper as it
     moves off with the object, and a step centimetres long lands beside it), and the contact is across where the
     descent's last step was. With ``scene_points`` (the observation's depth in world coordinates) and a last descent
     step at most 2.5 ``dip_centre_m`` long across, it is that step's point over the top of the object under it
     (:func:`dip_object`), when there is one (a longer step: the search would reach other objects)."""
-    height = path @ up
     bottom = height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low))
     into = path[low] - path[max(low - 1, 0)]  # (3,) the move into the lowest step
     down = -float(into @ up)
     sideways = float(np.linalg.norm(into + down * up))
     contact = path[low - 1 if sideways > down else low].copy()
     if scene_points is not None and low > 0 and sideways <= 2.5 * cfg.dip_centre_m:
-        found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg.dip_centre_m)
+        raised, reach, top = cfg.dip_object_raised_m, cfg.dip_object_reach_m, cfg.dip_object_top_m
+        found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg.dip_centre_m, raised, reach, top)
         contact = contact if found is None else found
     return contact + up * (bottom - contact @ up)
 
