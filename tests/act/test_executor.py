@@ -227,7 +227,7 @@ def test_dip_centre_moves_the_contact_to_the_object_the_depth_shows():
     plan = plan_from_trace(to_trace(world), K, W2C, start, ExecutorConfig(grasp_rules=("dip",)), scene_points=points)
     assert plan.grasp_position[0] == pytest.approx(EE[0] + 0.061, abs=0.003)
     assert plan.grasp_position[2] == pytest.approx(plain.grasp_position[2])
-    flat = ExecutorConfig(grasp_rules=("dip",), dip_object_raised_m=0.05)  # the 4 cm ball no longer stands out
+    flat = ExecutorConfig(grasp_rules=("dip",), dip_object_raised_m=0.06)  # the 4 cm ball no longer stands out
     assert plan_from_trace(to_trace(world), K, W2C, start, flat, scene_points=points).grasp_position[0] == (
         pytest.approx(plain.grasp_position[0])
     )
