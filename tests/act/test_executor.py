@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from tracegen.act.executor import ExecutorConfig, Plan, dip_object, plan_from_trace, recent_descent
+from tracegen.act.executor import (
+    ExecutorConfig,
+    Plan,
+    dip_object,
+    plan_from_trace,
+    recent_descent,
+    snap_to_object,
+)
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 
 K = intrinsics(200.0, 200.0, 111.5, 111.5)
@@ -207,12 +214,27 @@ def test_dip_object_puts_the_contact_over_the_top_of_the_object_under_the_descen
     points = ball_scene(centre)
     seen = points[(points[:, 2] > 0.01) & (points[:, 2] < 0.2)]
     assert seen[:, 0].mean() < centre[0] - 0.008  # what the camera sees of the ball lies to one side of it
-    found = dip_object(start, end, points, up, bottom=0.01, radius=0.03)
+    found = dip_object(start, end, points, up, 0.01, ExecutorConfig())
     assert found[0] == pytest.approx(centre[0], abs=0.004)  # ... its top does not
     assert found[1] == pytest.approx(0.0) and 0.02 <= found[2] <= 0.07  # on the segment
-    assert dip_object(start, end, points[points[:, 2] == 0], up, bottom=0.01, radius=0.03) is None  # floor only
+    assert dip_object(start, end, points[points[:, 2] == 0], up, 0.01, ExecutorConfig()) is None  # floor only
     far = ball_scene(np.array([0.2, 0.15, 0.03]))  # the ball beyond the radius: nothing under the descent
-    assert dip_object(start, end, far, up, bottom=0.01, radius=0.03) is None
+    assert dip_object(start, end, far, up, 0.01, ExecutorConfig()) is None
+
+
+def test_snap_to_object_moves_a_contact_beside_an_object_over_its_top():
+    """A learned plan's dip lands centimetres beside the object it means (it does not localise it); the snap takes
+    the contact to the top of the nearest object the depth shows, and leaves a contact over an object alone."""
+    up, cfg = np.array([0.0, 0.0, 1.0]), ExecutorConfig(dip_snap_m=0.08, dip_snap_keep_m=0.03)
+    ball = np.array([0.05, 0.02, 0.03])
+    other = ball_scene(np.array([-0.07, -0.03, 0.03]), radius=0.02)
+    points = np.concatenate([ball_scene(ball, radius=0.02), other[other[:, 2] > 0.005]])
+    beside = np.array([0.0, -0.02, 0.01])  # 6.4 cm from the ball's centre, 7.1 cm from the other's
+    snapped = snap_to_object(beside, points, up, 0.01, cfg)
+    assert np.linalg.norm(snapped[:2] - ball[:2]) < 0.01 and snapped[2] == pytest.approx(beside[2])
+    assert snap_to_object(ball + [0.02, 0.0, -0.02], points, up, 0.01, cfg) is None  # over the ball's side: kept
+    assert snap_to_object(beside, points, up, 0.01, ExecutorConfig(dip_snap_m=0.04)) is None  # nothing that near
+    assert snap_to_object(beside, points[points[:, 2] == 0], up, 0.01, cfg) is None  # floor only
 
 
 def test_dip_centre_moves_the_contact_to_the_object_the_depth_shows():

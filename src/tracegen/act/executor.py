@@ -82,6 +82,10 @@ class ExecutorConfig:
     dip_max_refine_m: float = 0.03  # ... at most this far below the lowest step
     dip_centre_m: float = 0.03  # > 0: across, the dip's contact is the point of its last descent step (when shorter
     # than 2.5 x this) nearest to the top of an object within this radius of it in the observation's depth (dip_object)
+    dip_snap_m: float = 0.08  # > 0: then a contact with no object under it (nothing standing out within
+    # dip_snap_keep_m across) moves over the top of the nearest object within this radius (snap_to_object) ...
+    dip_snap_keep_m: float = 0.03
+    dip_snap_object_m: float = 0.03  # ... the object: what stands out within this of its point nearest the contact
     dip_object_raised_m: float = 0.01  # ... an object's points stand at least this far out of their support ...
     dip_object_reach_m: float = 0.08  # ... and at most this far above the dip's bottom (higher up is the arm) ...
     dip_object_top_m: float = 0.005  # ... and its top is those within this of its highest point
@@ -371,48 +375,76 @@ def dip_contact(
     sideways = float(np.linalg.norm(into + down * up))
     contact = path[low - 1 if sideways > down else low].copy()
     if scene_points is not None and low > 0 and sideways <= 2.5 * cfg.dip_centre_m:
-        raised, reach, top = cfg.dip_object_raised_m, cfg.dip_object_reach_m, cfg.dip_object_top_m
-        found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg.dip_centre_m, raised, reach, top)
+        found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg)
+        contact = contact if found is None else found
+    if scene_points is not None and cfg.dip_snap_m > 0:
+        found = snap_to_object(contact, scene_points, up, bottom, cfg)
         contact = contact if found is None else found
     return contact + up * (bottom - contact @ up)
 
 
+def snap_to_object(
+    contact: np.ndarray, scene_points: np.ndarray, up: np.ndarray, bottom: float, cfg: ExecutorConfig
+) -> np.ndarray | None:
+    """``contact (3,)`` moved across ``up`` over the top of the nearest object within ``dip_snap_m`` of it in the
+    observation's depth ``scene_points (P, 3)``: the points standing out of their support (as in :func:`dip_object`)
+    within ``dip_snap_object_m`` of the one nearest the contact. ``None`` when an object already lies under the
+    contact (a point standing out within ``dip_snap_keep_m`` of it, across) or none is near."""
+    height, across = split_along(scene_points, up)
+    gap = np.linalg.norm(across - split_along(contact, up)[1], axis=1)  # (P,) distance across to the contact
+    standing = standing_out(height, gap, cfg.dip_snap_m, bottom, cfg)
+    near = standing & (gap <= cfg.dip_snap_m)
+    if not near.any() or gap[near].min() <= cfg.dip_snap_keep_m:
+        return None
+    nearest = np.flatnonzero(near)[np.argmin(gap[near])]
+    member = standing & (np.linalg.norm(across - across[nearest], axis=1) <= cfg.dip_snap_object_m)
+    return across[top_of(height, member, cfg.dip_object_top_m)].mean(0) + (contact @ up) * up
+
+
+def split_along(points: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``points (..., 3)`` -> their heights ``(...,)`` along the unit vector ``up`` and positions across it."""
+    height = points @ up
+    return height, points - height[..., None] * up
+
+
+def standing_out(height: np.ndarray, gap: np.ndarray, radius: float, bottom: float, cfg: ExecutorConfig) -> np.ndarray:
+    """``(P,)`` bool: scene points at ``height (P,)`` that stand at least ``dip_object_raised_m`` out of their support
+    (the 5th height percentile of the points within ``2 radius`` across, by ``gap (P,)``) and at most
+    ``dip_object_reach_m`` above a dip's ``bottom`` (higher up is the arm); none when fewer than 3 are around."""
+    around = gap <= 2 * radius
+    if around.sum() < 3:
+        return np.zeros(len(height), bool)
+    support = np.percentile(height[around], 5)
+    return (height >= support + cfg.dip_object_raised_m) & (height <= bottom + cfg.dip_object_reach_m)
+
+
+def top_of(height: np.ndarray, member: np.ndarray, top_m: float) -> np.ndarray:
+    """``(P,)`` bool: the ``member`` points within ``top_m`` of the highest of them (a camera sees one side of an
+    object; its top, seen from above, locates it better than the centroid of what is seen)."""
+    return member & (height >= height[member].max() - top_m)
+
+
 def dip_object(
-    start: np.ndarray,
-    end: np.ndarray,
-    scene_points: np.ndarray,
-    up: np.ndarray,
-    bottom: float,
-    radius: float,
-    raised_m: float = 0.01,
-    reach_m: float = 0.08,
-    top_m: float = 0.005,
+    start: np.ndarray, end: np.ndarray, scene_points: np.ndarray, up: np.ndarray, bottom: float, cfg: ExecutorConfig
 ) -> np.ndarray | None:
     """The point of the segment ``start -> end`` (3,) over the top of an object under it, or ``None``.
 
-    An object's points are the ``scene_points (P, 3)`` within ``radius`` of the segment across ``up``, raised at
-    least ``raised_m`` above their support (the lowest scene around, its 5th height percentile) and at most
-    ``reach_m`` above the dip's ``bottom`` (higher up is the arm). Its top: those within ``top_m`` of the highest;
-    the answer is the segment's point nearest to the top's centroid. A camera sees one side of an object, so the
-    top, seen from above, locates it better than the centroid of what is seen.
+    An object's points are the ``scene_points (P, 3)`` within ``dip_centre_m`` of the segment across ``up`` that stand
+    out of their support (:func:`standing_out`); the answer is the segment's point nearest to the centroid of their
+    top (:func:`top_of`).
     """
-    height = scene_points @ up  # (P,)
-    across = scene_points - height[:, None] * up  # (P, 3) positions across up
-    a = start - (start @ up) * up  # the segment across up
-    seg = end - (end @ up) * up - a
+    height, across = split_along(scene_points, up)
+    a = split_along(start, up)[1]  # the segment across up
+    seg = split_along(end, up)[1] - a
 
     def fraction(points: np.ndarray) -> np.ndarray:  # (...,) where along the segment points (..., 3) are nearest
         return np.clip((points - a) @ seg / max(float(seg @ seg), 1e-12), 0.0, 1.0)
 
     gap = np.linalg.norm(across - (a + fraction(across)[:, None] * seg), axis=1)  # (P,) distance across to it
-    around = gap <= 2 * radius
-    if around.sum() < 3:
-        return None
-    support = np.percentile(height[around], 5)
-    on_object = (gap <= radius) & (height >= support + raised_m) & (height <= bottom + reach_m)
+    on_object = standing_out(height, gap, cfg.dip_centre_m, bottom, cfg) & (gap <= cfg.dip_centre_m)
     if not on_object.any():
         return None
-    top = on_object & (height >= height[on_object].max() - top_m)
+    top = top_of(height, on_object, cfg.dip_object_top_m)
     return start + float(fraction(across[top].mean(0))) * (end - start)
 
 
