@@ -36,7 +36,10 @@ things from it, each decided by a named rule (:class:`ExecutorConfig`):
    on the way out with the object). With ``dip_centre_m``, a last descent step shorter than 2.5 times that radius is
    searched for the object under it, in the observation's depth (:func:`dip_object`): the contact is the step's point
    nearest to the top of what stands out of its support there (an expert that fumbles, or closes while its object
-   rolls, leaves its lowest step beside the object).
+   rolls, leaves its lowest step beside the object). With ``dip_snap_m``, a contact that still has nothing standing
+   out under it (within ``dip_snap_keep_m``) moves over the top of the nearest object within that radius
+   (:func:`snap_to_object`): a learned plan's dip lands centimetres beside the object it means, since a model trained
+   on five videos per task and camera does not localise it.
    No privileged task knowledge is used.
 
 Only the valid steps of the trace are used (a prediction has all 33).

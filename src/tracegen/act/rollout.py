@@ -259,6 +259,17 @@ def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig
     return bool(gain >= window * cfg.far_progress_m)
 
 
+def scene_points(frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfig) -> np.ndarray | None:
+    """``(P, 3)`` the observation's depth, every ``scene_stride`` pixels, in world coordinates (m): the dip rule's
+    scene. ``None`` without depth or with ``scene_stride`` 0."""
+    if cfg.scene_stride <= 0 or frame.depth is None:
+        return None
+    d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
+    vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
+    ok = (d > 0) & (d < cfg.executor.max_depth_m)
+    return pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
+
+
 def arm_kinematics(
     env: SimEnv, frame: Frame, num_points: int, ee_position: np.ndarray, cfg: ExecutorConfig
 ) -> ArmKinematics | None:
@@ -312,12 +323,7 @@ def rollout(
             recent.max() - recent[-1] if cfg.descent_slack_m < 0 else recent_descent(recent, cfg.descent_slack_m)
         )
         t0 = time.perf_counter()
-        scene = None
-        if cfg.scene_stride > 0 and frame.depth is not None:
-            d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
-            vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
-            ok = (d > 0) & (d < cfg.executor.max_depth_m)
-            scene = pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
+        scene = scene_points(frame, K, w2c, cfg)
         arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
