@@ -94,6 +94,14 @@ def test_bench_metaworld_oracle_and_a_model_slice(tmp_path):
     overall = json.loads((tmp_path / "agree.json").read_text())["overall"]
     assert overall["episodes"] == 1 and overall["oracle_cm"] > 1.0  # the expert's first plan moves the effector
 
+    grasps = [sys.executable, str(ROOT / "benchmarks" / "first_grasp.py"), "--ckpt", str(tmp_path / "warm"),
+              "--tasks", "basketball", "--cameras", "corner", "--seeds", "3", "--json", str(tmp_path / "grasp.json")]
+    out = subprocess.run(grasps, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "basketball   oracle" in out.stdout and "basketball   model" in out.stdout
+    oracle = json.loads((tmp_path / "grasp.json").read_text())["per_task"]["basketball"]["oracle"]
+    assert oracle["grasps"] == 3 and oracle["off_cm"] < 2.0  # the expert's first plan grasps the ball
+
 
 def test_bench_metaworld_neighbour_planner_with_an_executor_setting(official, tmp_path):
     tracegen("convert", official / "eps", tmp_path / "traces", "--to", "tracegen")
