@@ -237,6 +237,20 @@ def test_snap_to_object_moves_a_contact_beside_an_object_over_its_top():
     assert snap_to_object(beside, points[points[:, 2] == 0], up, 0.01, cfg) is None  # floor only
 
 
+def test_a_dip_beside_a_ball_grasps_over_it_with_the_snap_centring_on_or_off():
+    world, start = dip_world([0.2, 0.15, 0.1, 0.05, 0.03, 0.06, 0.11, 0.16], np.random.default_rng(9))
+    ball = np.array([EE[0] + 0.06, EE[1], 0.03])  # 6 cm beside the straight-down dip
+    points = ball_scene(ball, radius=0.02)
+    for centre in (0.0, 0.03):
+        cfg = ExecutorConfig(grasp_rules=("dip",), dip_centre_m=centre)
+        snapped = plan_from_trace(to_trace(world), K, W2C, start, cfg, scene_points=points).grasp_position
+        assert snapped[0] == pytest.approx(ball[0], abs=0.01) and snapped[1] == pytest.approx(ball[1], abs=0.01)
+    off = ExecutorConfig(grasp_rules=("dip",), dip_snap_m=0.0)
+    assert plan_from_trace(to_trace(world), K, W2C, start, off, scene_points=points).grasp_position[0] == (
+        pytest.approx(EE[0], abs=0.004)
+    )
+
+
 def test_dip_centre_moves_the_contact_to_the_object_the_depth_shows():
     # the slanted descent of the test above ends at x = 7 cm; the depth shows a ball under its last step, at 6.1 cm
     h = [0.2, 0.15, 0.1, 0.05, 0.03, 0.06, 0.11, 0.16]

@@ -352,7 +352,7 @@ def dip_schedule(
         closed[low:] = True
         if not cfg.dip_refine:
             return closed, path[low].copy()
-        return closed, dip_contact(path, height, up, low, cfg, scene_points if cfg.dip_centre_m > 0 else None)
+        return closed, dip_contact(path, height, up, low, cfg, scene_points)
     return closed, None
 
 
@@ -364,20 +364,21 @@ def dip_contact(
     cfg: ExecutorConfig,
     scene_points: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Where the dip at step ``low`` of ``path (S, 3)`` (its ``height (S,)`` along ``up``) touched bottom: at the lowest
-    step's height lowered by
-    :func:`dip_undershoot` (at most ``dip_max_refine_m``); across ``up``, where the lowest step is, unless the move
-    into it went more sideways than down: then it is already on the way out (an expert closes its gripper as it
-    moves off with the object, and a step centimetres long lands beside it), and the contact is across where the
-    descent's last step was. With ``scene_points`` (the observation's depth in world coordinates) and a last descent
-    step at most 2.5 ``dip_centre_m`` long across, it is that step's point over the top of the object under it
-    (:func:`dip_object`), when there is one (a longer step: the search would reach other objects)."""
+    """Where the dip at step ``low`` of ``path (S, 3)`` (its ``height (S,)`` along ``up``) touched bottom: at the
+    lowest step's height lowered by :func:`dip_undershoot` (at most ``dip_max_refine_m``); across ``up``, where the
+    lowest step is, unless the move into it went more sideways than down: then it is already on the way out (an
+    expert closes its gripper as it moves off with the object, and a step centimetres long lands beside it), and the
+    contact is across where the descent's last step was. With ``scene_points`` (the observation's depth in world
+    coordinates): with ``dip_centre_m`` and a last descent step at most 2.5 times that long across, the contact is
+    that step's point over the top of the object under it (:func:`dip_object`), when there is one (a longer step: the
+    search would reach other objects); then, with ``dip_snap_m``, a contact with nothing under it moves over the
+    nearest object (:func:`snap_to_object`)."""
     bottom = height[low] - min(cfg.dip_max_refine_m, dip_undershoot(height, low))
     into = path[low] - path[max(low - 1, 0)]  # (3,) the move into the lowest step
     down = -float(into @ up)
     sideways = float(np.linalg.norm(into + down * up))
     contact = path[low - 1 if sideways > down else low].copy()
-    if scene_points is not None and low > 0 and sideways <= 2.5 * cfg.dip_centre_m:
+    if scene_points is not None and cfg.dip_centre_m > 0 and low > 0 and sideways <= 2.5 * cfg.dip_centre_m:
         found = dip_object(path[low - 1], path[low], scene_points, up, bottom, cfg)
         contact = contact if found is None else found
     if scene_points is not None and cfg.dip_snap_m > 0:
