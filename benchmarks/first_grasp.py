@@ -40,16 +40,18 @@ PICK_TASKS = ("basketball", "shelf-place", "assembly")
 
 
 def first_grasps(env, planners: dict, camera: str, seed: int, instruction: str, cfg: RolloutConfig) -> dict:
-    """name -> the contact point ``(3,)`` (world, m) of that planner's first plan, or None if it does not grasp."""
+    """The episode's row: ``object`` (3,), the first object's true position (world, m), and for each planner's name
+    the contact point ``(3,)`` of its first plan, or None if it does not grasp."""
     env.reset(seed)
     frame = env.render(camera, depth=True, seg=True)
     K, w2c, ee = env.intrinsics(camera), env.extrinsics(camera), env.ee_pose()[:3, 3]
     scene = scene_points(frame, K, w2c, cfg)
-    out = {}
+    arm = None  # the robot's kinematics at the observation: the same for every planner (each fit starts from it)
+    out = {"object": env.observation[4:7].copy()}
     for name, planner in planners.items():
         planner.begin_episode(seed)
         traj = planner.plan(env, frame, K, w2c, instruction)
-        arm = arm_kinematics(env, frame, len(traj), ee, cfg.executor)
+        arm = arm or arm_kinematics(env, frame, len(traj), ee, cfg.executor)
         plan = plan_from_trace(traj, K, w2c, ee, cfg.executor, scene_points=scene, arm=arm)
         out[name] = None if plan.grasp_position is None else plan.grasp_position.copy()
     return out
@@ -107,10 +109,8 @@ def main() -> None:
         env = make_env(proto.suite, task, height=proto.render_hw[0], width=proto.render_hw[1])
         for camera in args.cameras or proto.cameras:
             for seed in proto.eval_seeds[: args.seeds]:
-                env.reset(seed)
-                obj = env.observation[4:7].copy()
                 grasps = first_grasps(env, planners, camera, seed, instructions(proto.suite, task)[0], cfg)
-                rows.setdefault(task, []).append({"camera": camera, "seed": seed, "object": obj} | grasps)
+                rows.setdefault(task, []).append({"camera": camera, "seed": seed} | grasps)
         env.close()
         for name in planners:
             print(line(task, name, summary(rows[task], name)), flush=True)
