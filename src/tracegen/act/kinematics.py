@@ -135,14 +135,23 @@ class ArmKinematics:
         mujoco.mj_comPos(self.model, self.data)  # the Jacobians need the bodies' frames and centres
         return q
 
+    def _body_index(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct bodies of ``bodies (K,)`` and the effector's, and ``(K + 1,)`` which of them each is."""
+        return np.unique(np.append(bodies, self.effector_body), return_inverse=True)
+
     def _residual(
-        self, bodies: np.ndarray, local: np.ndarray, targets: np.ndarray, weight: np.ndarray
+        self,
+        bodies: np.ndarray,
+        local: np.ndarray,
+        targets: np.ndarray,
+        weight: np.ndarray,
+        index: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Stacked residual ``(3K + 3,)`` and Jacobian ``(3K + 3, J)``: points (each scaled by ``weight (K,)``),
-        then orientation."""
+        then orientation. ``index``: :meth:`_body_index` of ``bodies``, when the caller has it."""
         m, d = self.model, self.data
         jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        used, which = np.unique(np.append(bodies, self.effector_body), return_inverse=True)  # which: (K + 1,)
+        used, which = self._body_index(bodies) if index is None else index  # which: (K + 1,)
         linear = np.empty((len(used), 3, len(self.joints)))  # per body: its origin's velocity Jacobian ...
         angular = np.empty((len(used), 3, len(self.joints)))  # ... and its angular velocity's
         for i, b in enumerate(used):
@@ -215,9 +224,10 @@ class ArmKinematics:
         q = self._set(self.q0.copy())  # the arm is posed at q throughout
         path = np.empty((tracks.shape[1], 3))
         eye = self.cfg.damping * np.eye(len(q))
+        index = self._body_index(point_body)  # the same bodies at every iteration
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
-                r, Jm = self._residual(point_body, local, tracks[:, s], weight)
+                r, Jm = self._residual(point_body, local, tracks[:, s], weight, index)
                 moved = self._set(q - np.linalg.solve(Jm.T @ Jm + eye, Jm.T @ r))  # within the joints' limits
                 q, change = moved, np.abs(moved - q).max()
                 if change < self.cfg.tolerance_rad:  # the step as taken: a joint held at its limit has stopped
