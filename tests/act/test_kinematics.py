@@ -104,6 +104,24 @@ def test_a_trace_the_arm_cannot_make_is_refitted_towards_the_tool(env):
     assert np.linalg.norm(fitted) < 0.5 * np.linalg.norm(motion) and fitted @ motion > 0
 
 
+def test_the_quick_check_tells_a_trace_the_arm_can_make_from_one_it_cannot(env):
+    """The plain fit of every fourth step (``check_stride``) gives the verdict of a fit of every step: exact tracks
+    are consistent, tracks whose far links drift 6 cm are not."""
+    world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
+    noisy = world.copy()
+    for stride in (1, 4):
+        arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, KinematicFitConfig(check_stride=stride))
+        idx, tracks, bodies, local = arm.attached_tracks(world, 0.01)
+        far = np.linalg.norm(tracks[:, 0] - tcp[0], axis=1) > 0.3
+        noisy[idx[far]] = world[idx[far]] + np.linspace(0, 1, world.shape[1])[:, None] * np.array([0.06, -0.06, 0.0])
+        assert arm.consistent(tracks, bodies, local)
+        assert not arm.consistent(noisy[idx], bodies, local)
+        q_end = arm.effector_path(tracks, bodies, local, np.ones(len(idx)))[1]
+        assert arm.residual_rms(q_end, tracks[:, -1], bodies, local) < 0.005
+    with pytest.raises(ValueError, match="check_stride"):
+        KinematicFitConfig(check_stride=0)
+
+
 def test_no_fit_without_tracks_on_the_arm_or_without_motion(env):
     world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0], steps=5)
     arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], np.full_like(body, -1))

@@ -15,9 +15,10 @@ links' future positions pin down the arm's future joint angles, and those give t
    commands no rotation (Meta-World's mocap holds the orientation; robosuite's operational-space controller is sent
    none, so it only drifts), so the fit keeps the effector's orientation too, with weight ``orientation_weight_m``
    (metres of point error per radian).
-3. **Check**: exact tracks are ones the arm can make (the fit leaves them under half a centimetre off); a predicted
-   trace often is not (2-10 cm, most of it on the big, far links). Such a trace is fitted again with each track's
-   error weighted by its closeness to the tool (:meth:`ArmKinematics.track_weights`).
+3. **Check**: exact tracks are ones the arm can make (a quick fit of every fourth step leaves them under half a
+   centimetre off at the last); a predicted trace often is not (2-10 cm, most of it on the big, far links). Such a
+   trace is fitted with each track's error weighted by its closeness to the tool (:meth:`ArmKinematics.track_weights`),
+   the others with every track alike.
 4. **Read** the tool centre point at each step's fitted angles.
 
 All in world coordinates (metres), on a scratch copy of the simulator's data: the episode is not touched.
@@ -44,6 +45,15 @@ class KinematicFitConfig:
     # track's error weighing exp(-d / this), d its start's distance (m) to the tool centre point: links near the hand
     # decide, errors on the far links do not swing it, and when only far tracks move the damping keeps the fitted
     # motion short, a cautious step the next plan corrects. 0: never refit; consistent_rms_m < 0: refit every trace
+    check_stride: int = 4  # the check fits every this many steps (and the last): a fifth of a full fit's time,
+    # and on 198 plans (oracle, model and neighbour traces) the same verdict as a fit of every step (1)
+
+    def __post_init__(self) -> None:
+        if self.check_stride < 1 or self.iterations < 0 or self.min_tracks < 1:
+            raise ValueError(
+                f"kinematics needs check_stride >= 1, iterations >= 0 and min_tracks >= 1 (got {self.check_stride}, "
+                f"{self.iterations}, {self.min_tracks})"
+            )
 
 
 def arm_joints(model: mujoco.MjModel, body: int) -> np.ndarray:
@@ -139,6 +149,13 @@ class ArmKinematics:
         """The distinct bodies of ``bodies (K,)`` and the effector's, and ``(K + 1,)`` which of them each is."""
         return np.unique(np.append(bodies, self.effector_body), return_inverse=True)
 
+    def _attached_points(self, bodies: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For points ``local (K, 3)`` fixed on ``bodies (K,)``, at the arm's current pose: ``(K, 3)`` from each
+        body's origin to its point, and ``(K, 3)`` the points (world, m)."""
+        R, origin = self.data.xmat[bodies].reshape(-1, 3, 3), self.data.xpos[bodies]  # (K, 3, 3), (K, 3)
+        lever = np.einsum("kij,kj->ki", R, local)
+        return lever, origin + lever
+
     def _residual(
         self,
         bodies: np.ndarray,
@@ -157,15 +174,14 @@ class ArmKinematics:
         for i, b in enumerate(used):
             mujoco.mj_jacBody(m, d, jacp, jacr, int(b))
             linear[i], angular[i] = jacp[:, self.dadr], jacr[:, self.dadr]
-        R, origin = d.xmat[bodies].reshape(-1, 3, 3), d.xpos[bodies]  # (K, 3, 3), (K, 3)
-        lever = np.einsum("kij,kj->ki", R, local)  # (K, 3) from each body's origin to its attached point
+        lever, points = self._attached_points(bodies, local)
         lin, ang = linear[which[:-1]], angular[which[:-1]]  # (K, 3, J) each
         point_jac = lin + _cross(ang, lever[:, :, None])  # (K, 3, J): v = v_origin + w x lever
         w = self.cfg.orientation_weight_m
         # the rotation vector from the goal orientation to the current one (small angles): vee of R R_goal^T
         M = self._pose(self.effector_body)[0] @ self.R_goal.T
         err = 0.5 * np.array([M[2, 1] - M[1, 2], M[0, 2] - M[2, 0], M[1, 0] - M[0, 1]])
-        res = np.concatenate([(weight[:, None] * (origin + lever - targets)).ravel(), w * err])
+        res = np.concatenate([(weight[:, None] * (points - targets)).ravel(), w * err])
         point_jac = weight[:, None, None] * point_jac
         jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[which[-1]]])
         return res, jac
@@ -193,18 +209,28 @@ class ArmKinematics:
         if found is None:
             return None
         idx, tracks, bodies, local = found
-        path, q_last = self.effector_path(tracks, bodies, local, np.ones(len(idx)))
-        refit = self.cfg.near_effector_m > 0  # ... when the plain fit leaves the trace unexplained
-        if refit and self.residual_rms(q_last, tracks[:, -1], bodies, local) > self.cfg.consistent_rms_m:
-            path, _ = self.effector_path(tracks, bodies, local, self.track_weights(tracks[:, 0]))
-        return path, idx
+        if self.cfg.near_effector_m > 0 and not self.consistent(tracks, bodies, local):
+            weight = self.track_weights(tracks[:, 0])  # the plain fit would leave the trace unexplained: refit
+        else:
+            weight = np.ones(len(idx))
+        return self.effector_path(tracks, bodies, local, weight)[0], idx
+
+    def consistent(self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> bool:
+        """Whether the arm can make ``tracks (K, S, 3)``: fitted with every track alike, on every ``check_stride``-th
+        step and the last, its attached points land within ``consistent_rms_m`` (RMS) of the last step's."""
+        if self.cfg.consistent_rms_m < 0:
+            return False
+        S = tracks.shape[1]
+        steps = np.unique(np.append(np.arange(0, S, self.cfg.check_stride), S - 1))
+        _, q_last = self.effector_path(tracks[:, steps], point_body, local, np.ones(len(tracks)))
+        return self.residual_rms(q_last, tracks[:, -1], point_body, local) <= self.cfg.consistent_rms_m
 
     def residual_rms(self, q: np.ndarray, targets: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> float:
-        """RMS distance (m) between the attached points, with the arm at joint positions ``q (J,)``, and
-        ``targets (K, 3)``."""
+        """RMS distance (m) between the attached points ``local (K, 3)`` on bodies ``point_body (K,)``, with the
+        arm at joint positions ``q (J,)``, and ``targets (K, 3)``."""
         self._set(q)
-        res, _ = self._residual(point_body, local, targets, np.ones(len(targets)))
-        return float(np.sqrt(np.mean(np.sum(res[:-3].reshape(-1, 3) ** 2, axis=1))))
+        points = self._attached_points(point_body, local)[1]
+        return float(np.sqrt(np.mean(np.sum((points - targets) ** 2, axis=1))))
 
     def track_weights(self, start_points: np.ndarray) -> np.ndarray:
         """``(K,)`` how much each attached track's error counts in the refit, from its start ``(K, 3)`` (world, m):
