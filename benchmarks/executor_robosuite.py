@@ -43,8 +43,11 @@ def main() -> None:
                     r = rollout(env, OraclePlanner(), camera, seed, instructions("robosuite", task)[0], cfg)
                     table[task, robot, camera][0] += r.success
                     table[task, robot, camera][1] += 1
-                    print(f"{task}/{robot}/{camera}/{seed}: {'ok' if r.success else 'FAIL'} ({r.reason}, "
-                          f"{r.steps} steps, {r.plans} plans)", flush=True)
+                    print(
+                        f"{task}/{robot}/{camera}/{seed}: {'ok' if r.success else 'FAIL'} ({r.reason}, "
+                        f"{r.steps} steps, {r.plans} plans)",
+                        flush=True,
+                    )
             env.close()
     print("| task | robot | camera | success |\n| --- | --- | --- | --- |")
     for (task, robot, camera), (ok, n) in table.items():

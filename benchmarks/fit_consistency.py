@@ -64,8 +64,10 @@ def main() -> None:
                     out = first_plan_rms(env, planner, camera, seed, text, cfg)
                     if out is not None:
                         found[name].append(out[0])
-                    cells.append(f"{name} " + ("no fit" if out is None else f"{100 * out[0]:.1f} cm RMS "
-                                                                            f"(motion {100 * out[1]:.1f} cm)"))
+                    cells.append(
+                        f"{name} "
+                        + ("no fit" if out is None else f"{100 * out[0]:.1f} cm RMS (motion {100 * out[1]:.1f} cm)")
+                    )
                 print(f"{task:14s} {camera:8s} seed {seed}: " + " | ".join(cells), flush=True)
         env.close()
     for name, values in found.items():

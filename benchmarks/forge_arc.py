@@ -78,7 +78,7 @@ def exact_window(clip, frame: int, length: int) -> np.ndarray | None:
     q = {int(f): i for i, f in enumerate(clip.gt.query_frames)}.get(frame)
     if q is None:
         return None
-    X = clip.gt.world_tracks(q)[:, frame:frame + length]
+    X = clip.gt.world_tracks(q)[:, frame : frame + length]
     return world_to_reference(X, clip.K[frame], clip.w2c[frame])
 
 
@@ -113,9 +113,19 @@ def compare(clip, frame: int, uvz: np.ndarray, exact: np.ndarray, has_depth: boo
         moving = reach > MOVING_PX
         err = np.linalg.norm(forge.traj[moving, 1:k, :2] - truth.traj[moving, 1:k, :2], axis=-1).ravel()
     static = reach < 1.0
-    return Window(arcs[0][0], arcs[1][0], arcs[0][1], arcs[1][1], not isinstance(forge, str),
-                  not isinstance(truth, str), err, arcs[0][2], arcs[1][2], int(static.sum()),
-                  int((static & (displacement(uvz) > 4.0)).sum()))
+    return Window(
+        arcs[0][0],
+        arcs[1][0],
+        arcs[0][1],
+        arcs[1][1],
+        not isinstance(forge, str),
+        not isinstance(truth, str),
+        err,
+        arcs[0][2],
+        arcs[1][2],
+        int(static.sum()),
+        int((static & (displacement(uvz) > 4.0)).sum()),
+    )
 
 
 def episode_windows(clip, cfg, sigma: float) -> list[Window]:
@@ -145,10 +155,12 @@ def summary(windows: list[Window], step: float) -> dict:
         "moving_windows": len(moving),
         "arc_ratio": round(sum(w.arc_forge for w in moving) / max(sum(w.arc_exact for w in moving), 1e-12), 3),
         "arc_ratio_median": round(float(np.median(ratios)), 3) if ratios else None,
-        "arc_ratio_image": round(sum(w.arc_forge_image for w in moving) /
-                                 max(sum(w.arc_exact_image for w in moving), 1e-12), 3),
-        "static_moved_4px": round(sum(w.static_moved for w in windows) / max(sum(w.static_points for w in windows), 1),
-                                  4),
+        "arc_ratio_image": round(
+            sum(w.arc_forge_image for w in moving) / max(sum(w.arc_exact_image for w in moving), 1e-12), 3
+        ),
+        "static_moved_4px": round(
+            sum(w.static_moved for w in windows) / max(sum(w.static_points for w in windows), 1), 4
+        ),
         "kept_forge": sum(w.kept_forge for w in windows),
         "kept_exact": sum(w.kept_exact for w in windows),
         "kept_both": len(both),
@@ -170,8 +182,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     cfg = ForgeConfig(camera=CameraConfig(kind="given"))
-    items = [i for i in discover(args.episodes, cfg.source)
-             if i.kind == "episode" and (not args.match or args.match in i.name)]
+    items = [
+        i
+        for i in discover(args.episodes, cfg.source)
+        if i.kind == "episode" and (not args.match or args.match in i.name)
+    ]
     per_sigma: dict[float, list[Window]] = {s: [] for s in args.sigmas}
     for item in items:
         clip = tracked_clip(item, cfg)

@@ -44,14 +44,28 @@ def main() -> None:
         end = time.perf_counter()
         before, after = rotation_errors_deg(sfm.w2c, clip.w2c), rotation_errors_deg(aligned, clip.w2c)
         curves.append((item.name, before, after))
-        rows.append({"episode": item.name, "sfm_deg_median": float(np.median(before)),
-                     "aligned_deg_median": float(np.median(after)), "aligned_deg_max": float(after.max()),
-                     "sfm_seconds": round(middle - start, 2), "align_seconds": round(end - middle, 2), **stats})
-        print(f"{item.name:58s} SfM {np.median(before):.3f} deg -> aligned {np.median(after):.4f} deg "
-              f"(max {after.max():.3f}); {middle - start:.1f} s + {end - middle:.1f} s", flush=True)
+        rows.append(
+            {
+                "episode": item.name,
+                "sfm_deg_median": float(np.median(before)),
+                "aligned_deg_median": float(np.median(after)),
+                "aligned_deg_max": float(after.max()),
+                "sfm_seconds": round(middle - start, 2),
+                "align_seconds": round(end - middle, 2),
+                **stats,
+            }
+        )
+        print(
+            f"{item.name:58s} SfM {np.median(before):.3f} deg -> aligned {np.median(after):.4f} deg "
+            f"(max {after.max():.3f}); {middle - start:.1f} s + {end - middle:.1f} s",
+            flush=True,
+        )
     pooled = {k: np.concatenate([c[i] for c in curves]) for i, k in ((1, "sfm"), (2, "aligned"))}
-    summary = {f"{k}_deg_{q}": round(float(np.percentile(v, p)), 4)
-               for k, v in pooled.items() for q, p in (("median", 50), ("p90", 90))}
+    summary = {
+        f"{k}_deg_{q}": round(float(np.percentile(v, p)), 4)
+        for k, v in pooled.items()
+        for q, p in (("median", 50), ("p90", 90))
+    }
     summary |= {"episodes": len(rows), "per_episode": rows}
     print(json.dumps({k: v for k, v in summary.items() if k != "per_episode"}))
     if args.json:
@@ -69,8 +83,13 @@ def plot(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4), dpi=110)
     for i, (_, before, after) in enumerate(curves):
         ax.plot(np.maximum(before, 1e-4), color="tab:red", lw=0.8, alpha=0.7, label="SfM" if i == 0 else None)
-        ax.plot(np.maximum(after, 1e-4), color="tab:blue", lw=0.8, alpha=0.7,
-                label="SfM + depth alignment" if i == 0 else None)
+        ax.plot(
+            np.maximum(after, 1e-4),
+            color="tab:blue",
+            lw=0.8,
+            alpha=0.7,
+            label="SfM + depth alignment" if i == 0 else None,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("frame")
     ax.set_ylabel("rotation error to frame 0 (deg)")

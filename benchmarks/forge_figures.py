@@ -43,7 +43,7 @@ def tracks_figure(episode: Path, out: Path, query: int = 4) -> None:
     panels = []
     f = int(clip.gt.query_frames[query])
     L = min(60, clip.num_frames - f)
-    gt = world_to_reference(clip.gt.world_tracks(query)[:, f:f + L], clip.K[f], clip.w2c[f])
+    gt = world_to_reference(clip.gt.world_tracks(query)[:, f : f + L], clip.K[f], clip.w2c[f])
     panels.append(draw_traces(clip.rgb[f], np.nan_to_num(gt), min_motion_px=2))
     for tracker in (ForgeTracker(), LKTracker()):
         c = Compensate().process(tracker.process(replace(clip, tracks=None)))
@@ -67,18 +67,26 @@ def compensation_figure(video: Path, out: Path) -> None:
         moved.append(np.linalg.norm(ref[..., :2] - ref[:, :1, :2], axis=-1)[seen])
         raw_motion.append(np.linalg.norm(clip.tracks.uv[q, :, :n] - clip.tracks.uv[q, :, :1], axis=-1)[seen])
     moved, raw_motion = np.concatenate(moved), np.concatenate(raw_motion)
-    stats = {"frames": clip.num_frames, "size": [clip.height, clip.width], **clip.info,
-             "raw_displacement_px_median": round(float(np.median(raw_motion)), 2),
-             **{f"compensated_px_p{q}": round(float(np.percentile(moved, q)), 2) for q in (50, 75, 90)},
-             "compensated_within_2px": round(float((moved < 2).mean()), 3),
-             "samples": len(clip.samples), "dropped": dict(clip.dropped), "seconds": clip.timings}
+    stats = {
+        "frames": clip.num_frames,
+        "size": [clip.height, clip.width],
+        **clip.info,
+        "raw_displacement_px_median": round(float(np.median(raw_motion)), 2),
+        **{f"compensated_px_p{q}": round(float(np.percentile(moved, q)), 2) for q in (50, 75, 90)},
+        "compensated_within_2px": round(float((moved < 2).mean()), 3),
+        "samples": len(clip.samples),
+        "dropped": dict(clip.dropped),
+        "seconds": clip.timings,
+    }
     print(json.dumps(stats, default=lambda x: round(x, 2)))
     L = int(clip.tracks.lengths[0])
     raw = clip.tracks.uv[0, :, :L]
     raw = np.where(clip.tracks.visible[0, :, :L, None], raw, np.nan)
     raw = np.where(np.isfinite(raw), raw, raw[:, :1])  # hidden / out of view: drawn at the start
-    _save(out / "compensation_handheld.png",
-          side_by_side(draw_traces(clip.rgb[0], raw), draw_traces(clip.rgb[0], clip.reference[0])))
+    _save(
+        out / "compensation_handheld.png",
+        side_by_side(draw_traces(clip.rgb[0], raw), draw_traces(clip.rgb[0], clip.reference[0])),
+    )
 
 
 def main() -> None:

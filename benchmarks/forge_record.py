@@ -20,19 +20,44 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-AVDC_TASKS = ("door-open", "door-close", "basketball", "shelf-place", "button-press", "button-press-topdown",
-              "faucet-close", "faucet-open", "handle-press", "hammer", "assembly")
+AVDC_TASKS = (
+    "door-open",
+    "door-close",
+    "basketball",
+    "shelf-place",
+    "button-press",
+    "button-press-topdown",
+    "faucet-close",
+    "faucet-open",
+    "handle-press",
+    "hammer",
+    "assembly",
+)
 
 
 def record_static(out: Path) -> None:
     from tracegen.sim.recorder import RecordConfig, build_corpus, expand_entries, summary_table
 
-    entries = expand_entries([
-        dict(suite="metaworld", tasks=list(AVDC_TASKS), embodiment="sawyer", cameras=["corner", "corner2", "corner3"],
-             episodes=1, seed=1000),
-        dict(suite="robosuite", task="Lift", robots=["Panda", "UR5e"], cameras=["agentview", "frontview"], episodes=1,
-             seed=0),
-    ])
+    entries = expand_entries(
+        [
+            dict(
+                suite="metaworld",
+                tasks=list(AVDC_TASKS),
+                embodiment="sawyer",
+                cameras=["corner", "corner2", "corner3"],
+                episodes=1,
+                seed=1000,
+            ),
+            dict(
+                suite="robosuite",
+                task="Lift",
+                robots=["Panda", "UR5e"],
+                cameras=["agentview", "frontview"],
+                episodes=1,
+                seed=0,
+            ),
+        ]
+    )
     print(summary_table(build_corpus(entries, out, RecordConfig(), progress=False)))
 
 
@@ -48,8 +73,18 @@ def record_moving_set(out: Path) -> None:
 def record_clips150(out: Path) -> None:
     from tracegen.sim.recorder import RecordConfig, build_corpus, expand_entries, summary_table
 
-    entries = expand_entries([dict(suite="metaworld", tasks=list(AVDC_TASKS[:10]), embodiment="sawyer",
-                                   cameras=["corner3"], episodes=1, seed=2000)])
+    entries = expand_entries(
+        [
+            dict(
+                suite="metaworld",
+                tasks=list(AVDC_TASKS[:10]),
+                embodiment="sawyer",
+                cameras=["corner3"],
+                episodes=1,
+                seed=2000,
+            )
+        ]
+    )
     cfg = RecordConfig(max_steps=149, stop_on_success=False, keep_failures=True)
     print(summary_table(build_corpus(entries, out, cfg, progress=False)))
 

@@ -103,15 +103,22 @@ def draw(ep, q: int, path: Path) -> dict[str, float]:
         ax.set_ylabel("distance from start (px)")
         ax.legend(fontsize=8, loc="lower right")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"door-open, Sawyer, corner3, reference frame {frame}: exact ground truth through "
-                 "tracegen.traces", fontsize=10)
+    fig.suptitle(
+        f"door-open, Sawyer, corner3, reference frame {frame}: exact ground truth through tracegen.traces", fontsize=10
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
-    return {"reference_frame": frame, "window_frames": uvz.shape[1], "fast_frames": fast.shape[1],
-            "steps_normal": slow_r.num_valid, "steps_fast": fast_r.num_valid, "max_diff_px": round(diff_px, 2),
-            "moving_points": int(moving.sum())}
+    return {
+        "reference_frame": frame,
+        "window_frames": uvz.shape[1],
+        "fast_frames": fast.shape[1],
+        "steps_normal": slow_r.num_valid,
+        "steps_fast": fast_r.num_valid,
+        "max_diff_px": round(diff_px, 2),
+        "moving_points": int(moving.sum()),
+    }
 
 
 def main() -> None:

@@ -24,8 +24,12 @@ from tracegen.train import load_examples
 
 SWAPS = {
     "the neighbour's own scene": lambda b: b,
-    "the current scene in its place": lambda b: {**b, "retrieved_rgb": b["rgb"], "retrieved_depth": b["depth"],
-                                                  "retrieved_has_depth": b["has_depth"]},
+    "the current scene in its place": lambda b: {
+        **b,
+        "retrieved_rgb": b["rgb"],
+        "retrieved_depth": b["depth"],
+        "retrieved_has_depth": b["has_depth"],
+    },
     "a black image in its place": lambda b: {**b, "retrieved_rgb": torch.zeros_like(b["rgb"])},
 }
 

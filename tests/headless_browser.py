@@ -53,9 +53,18 @@ def find_browser() -> str | None:
 # Flags for a closed network and a throw-away profile: without the background-networking ones Chromium keeps
 # retrying connections the sandbox refuses (PLATFORM / env notes).
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--disable-extensions",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
-    "--disable-default-apps", "--virtual-time-budget=15000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--no-first-run",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-default-apps",
+    "--virtual-time-budget=15000",
 )
 HANG_S = 90.0  # a healthy run of these pages takes 1-3 s
 

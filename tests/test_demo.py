@@ -134,8 +134,10 @@ def test_the_protocol_closed_loop_runs_through_the_benchmark(tiny_demo):
     for name, bench in result["bench"].items():
         logged = (stage.dir / bench).with_suffix(".episodes.jsonl").read_text().splitlines()
         assert json.loads(logged[0])["task"] == "button-press", name
-    assert [(c["task"], c["planner"]) for c in result["clips"]] == [("button-press", "pretrained+warmup"),
-                                                                     ("button-press", "oracle")]
+    assert [(c["task"], c["planner"]) for c in result["clips"]] == [
+        ("button-press", "pretrained+warmup"),
+        ("button-press", "oracle"),
+    ]
     for clip in result["clips"]:
         assert clip["success"] == bool(result["successes"][clip["planner"]]["button-press"]), clip
         assert (tmp_path / "demo" / clip["file"]).stat().st_size > 0

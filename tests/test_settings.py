@@ -9,7 +9,7 @@ from tracegen.settings import apply_settings, changed_settings, setting_keys
 
 def test_nested_settings_keep_kinds_and_leave_the_rest():
     cfg = apply_settings(
-        RolloutConfig(), ['gain=5', 'executor.path_mode=rigid', 'executor.grasp_rules=["dip"]'], "executor.x"
+        RolloutConfig(), ["gain=5", "executor.path_mode=rigid", 'executor.grasp_rules=["dip"]'], "executor.x"
     )
     assert cfg.gain == 5.0 and isinstance(cfg.gain, float)  # a whole number passes for a real one
     assert cfg.executor.path_mode == "rigid" and cfg.executor.grasp_rules == ("dip",)  # a list becomes a tuple

@@ -269,8 +269,11 @@ def _mount_optional_apps() -> None:
     except Exception as e:  # noqa: BLE001 -- ImportError (extra not installed) or the GL backend's error
         reason = str(e)
 
-        @app.command("sim", help=f"{help_text} (unavailable here)",
-                     context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+        @app.command(
+            "sim",
+            help=f"{help_text} (unavailable here)",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        )
         def sim_unavailable(args: list[str] | None = typer.Argument(None)) -> None:
             typer.echo(f"error: tracegen sim is unavailable: {reason}", err=True)
             raise typer.Exit(2)

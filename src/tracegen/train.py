@@ -98,8 +98,13 @@ def split_by_episode(examples: list[Example], val_fraction: float, seed: int) ->
 
 
 def make_batch(
-    model: TraceGen, examples: list[Example], idx: list[int], g: torch.Generator, jitter: float = 0.0,
-    shift_cells: int = 0, top_k: int | None = None,
+    model: TraceGen,
+    examples: list[Example],
+    idx: list[int],
+    g: torch.Generator,
+    jitter: float = 0.0,
+    shift_cells: int = 0,
+    top_k: int | None = None,
 ) -> dict:
     """A training batch on the model's device (built and augmented on the CPU, with the CPU generator ``g``).
     With retrieval, each sample's neighbour is one of the ``top_k`` (default: the config's) nearest triplets of
@@ -124,8 +129,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name}: this torch has no usable CUDA ({torch.__version__}); use device=cpu "
-                         "or install a CUDA build of torch")
+        raise ValueError(
+            f"device={name}: this torch has no usable CUDA ({torch.__version__}); use device=cpu "
+            "or install a CUDA build of torch"
+        )
     if name == "cuda":
         name = f"cuda:{local_rank}"
     return torch.device(name)
@@ -215,8 +222,15 @@ def validation_loss(model: TraceGen, examples: list[Example], batch_size: int, s
 
 
 # model config fields that shape only the training loss, not the weights: a warm-up (--init) may set them
-LOSS_FIELDS = ("cond_dropout", "depth_dropout", "dropout", "moving_weight", "moving_threshold", "path_loss",
-               "retrieval_top_k")
+LOSS_FIELDS = (
+    "cond_dropout",
+    "depth_dropout",
+    "dropout",
+    "moving_weight",
+    "moving_threshold",
+    "path_loss",
+    "retrieval_top_k",
+)
 
 
 def build_model(tcfg: TrainConfig) -> TraceGen:
@@ -235,8 +249,10 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if world > 1 and device.type == "cuda" and tcfg.device not in ("auto", "cuda"):
-        raise ValueError(f"device={tcfg.device} under torchrun would put every rank on one GPU; use device=cuda "
-                         "(each rank takes the GPU of its LOCAL_RANK)")
+        raise ValueError(
+            f"device={tcfg.device} under torchrun would put every rank on one GPU; use device=cuda "
+            "(each rank takes the GPU of its LOCAL_RANK)"
+        )
     if device.type == "cuda":
         torch.cuda.set_device(device)  # NCCL's collectives run on the current device
     if world > 1 and not torch.distributed.is_initialized():
@@ -246,19 +262,24 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     run = Path(tcfg.out)
     model = build_model(tcfg).to(device)
     if not 0 <= tcfg.shift_cells < model.cfg.grid // 2:
-        raise ValueError(f"shift_cells={tcfg.shift_cells}: use 0 (off) up to {model.cfg.grid // 2 - 1} cells of the "
-                         f"{model.cfg.grid}x{model.cfg.grid} grid")
+        raise ValueError(
+            f"shift_cells={tcfg.shift_cells}: use 0 (off) up to {model.cfg.grid // 2 - 1} cells of the "
+            f"{model.cfg.grid}x{model.cfg.grid} grid"
+        )
     if tcfg.shift_cells and model.cfg.retrieval:
-        raise ValueError("shift_cells moves the observation away from its retrieved trace; use shift_cells=0 with "
-                         "retrieval=True")
+        raise ValueError(
+            "shift_cells moves the observation away from its retrieved trace; use shift_cells=0 with retrieval=True"
+        )
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
     train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
     if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
         if len({e.episode_id for e in train_set}) < 2:
-            raise ValueError(f"retrieval=True trains on neighbours from other episodes; the training split of "
-                             f"{tcfg.data} has {len({e.episode_id for e in train_set})} episode(s)")
+            raise ValueError(
+                f"retrieval=True trains on neighbours from other episodes; the training split of "
+                f"{tcfg.data} has {len({e.episode_id for e in train_set})} episode(s)"
+            )
         model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene)
     decay, no_decay = [], []
     for name, p in model.named_parameters():

@@ -186,7 +186,7 @@ def test_the_fits_jacobian_matches_finite_differences(env):
         numeric[:, j] = (plus - minus) / 2e-6
     points = slice(0, 3 * len(idx))  # exact; the orientation term is first-order (small-angle form)
     np.testing.assert_allclose(jac[points], numeric[points], atol=1e-6)
-    np.testing.assert_allclose(jac[3 * len(idx):], numeric[3 * len(idx):], atol=1e-3)
+    np.testing.assert_allclose(jac[3 * len(idx) :], numeric[3 * len(idx) :], atol=1e-3)
 
 
 def test_a_trace_beyond_the_joints_limits_is_fitted_within_them(env):

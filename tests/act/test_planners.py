@@ -78,16 +78,28 @@ def test_the_neighbour_planner_replays_the_nearest_triplet_from_the_current_grid
 
     def triplet(rgb, text, move):
         x0 = np.broadcast_to(move, (grid * grid, steps, 3)).astype(np.float32)
-        return Example(rgb, np.zeros((1, S, S), np.float32), True, x0, np.ones_like(x0, bool), [text],
-                       np.zeros((grid * grid, steps + 1, 3), np.float32), (H, W), text)
+        return Example(
+            rgb,
+            np.zeros((1, S, S), np.float32),
+            True,
+            x0,
+            np.ones_like(x0, bool),
+            [text],
+            np.zeros((grid * grid, steps + 1, 3), np.float32),
+            (H, W),
+            text,
+        )
 
     text = TextEncoder()
     rng = np.random.default_rng(0)
     for t in TEXTS:  # cached embeddings (the sentence encoder takes seconds to load), far apart
         text.cache[t] = rng.normal(size=384).astype(np.float32)
         text.cache[t] /= np.linalg.norm(text.cache[t])
-    triplets = [triplet(right, TEXTS[0], moves["right"]), triplet(left, TEXTS[0], moves["left"]),
-                triplet(left, TEXTS[1], moves["right"])]  # the image decides between the first two
+    triplets = [
+        triplet(right, TEXTS[0], moves["right"]),
+        triplet(left, TEXTS[0], moves["left"]),
+        triplet(left, TEXTS[1], moves["right"]),
+    ]  # the image decides between the first two
     planner = NeighbourPlanner(triplets, text, grid=grid)
     rgb = np.zeros((H, W, 3), np.uint8)
     rgb[:, : W // 2] = 250  # looks like the "left" images
@@ -100,7 +112,8 @@ def test_the_neighbour_planner_replays_the_nearest_triplet_from_the_current_grid
     per_step = moves["left"] * DELTA_SCALE * np.array([W, H, 1.0])  # pixels, pixels, metres
     np.testing.assert_allclose(traj[1:, -1] - traj[1:, 0], np.broadcast_to(steps * per_step, (grid * grid - 1, 3)))
     other = planner.plan(None, Frame(rgb=rgb, depth=depth), np.eye(3), np.eye(4), TEXTS[1])
-    np.testing.assert_allclose(other[:, -1, :2] - other[:, 0, :2],
-                               np.broadcast_to([0.0, -0.5 * DELTA_SCALE[1] * H * steps], (grid * grid, 2)))
+    np.testing.assert_allclose(
+        other[:, -1, :2] - other[:, 0, :2], np.broadcast_to([0.0, -0.5 * DELTA_SCALE[1] * H * steps], (grid * grid, 2))
+    )
     with pytest.raises(ValueError, match="4x4 query grids; the executor here expects 20x20"):
         NeighbourPlanner(triplets, text)

@@ -185,8 +185,9 @@ def test_the_push_on_can_keep_the_gripper_open():
     ends = []
     for push in (0.04, 0.0):
         robot = PointRobot(start)
-        cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=push, close_free_motion=False,
-                            stuck_push_closed=False)
+        cfg = RolloutConfig(
+            max_env_steps=200, max_replans=10, stuck_push_m=push, close_free_motion=False, stuck_push_closed=False
+        )
         rollout(robot, MoveThenStaticPlanner(start), "cam", 0, "", cfg)
         assert not np.isclose(robot.efforts, cfg.close_effort).any()
         ends.append(robot.ee[1])

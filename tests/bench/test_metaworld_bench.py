@@ -52,8 +52,14 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
 def test_settings_reach_the_executor_and_the_summary(tmp_path):
     from tracegen.bench.metaworld import EpisodeRunner
 
-    cfg = BenchConfig(protocol="mini", planner="oracle", out=str(tmp_path / "b.json"), seeds=1, tasks=("door-close",),
-                      settings=("executor.path_mode=rigid", "stuck_push_m=0"))
+    cfg = BenchConfig(
+        protocol="mini",
+        planner="oracle",
+        out=str(tmp_path / "b.json"),
+        seeds=1,
+        tasks=("door-close",),
+        settings=("executor.path_mode=rigid", "stuck_push_m=0"),
+    )
     runner = EpisodeRunner(cfg)
     assert runner.rollout_cfg.executor.path_mode == "rigid" and runner.rollout_cfg.stuck_push_m == 0.0
     assert runner.rollout_cfg.max_env_steps == 500 and runner.rollout_cfg.executor.coherence_m == 0.02

@@ -13,7 +13,6 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 sys.path.insert(0, str(Path(__file__).parent))  # forge_data, the synthetic inputs
 
 
-
 @pytest.fixture(scope="session")
 def sim_dir(tmp_path_factory) -> Path:
     """One Meta-World door-open episode (41 frames, 128 x 128, fixed camera ``corner3``) with ground truth."""

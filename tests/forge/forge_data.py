@@ -29,7 +29,7 @@ def occluder_clip(T: int = 40, H: int = 96, W: int = 128):
         img, d = wall.copy(), np.full((H, W), 2.0, np.float32)
         lo, hi = max(x0, 0), min(x0 + 40, W)
         if hi > lo:
-            img[20:76, lo:hi] = card[20:76, lo - x0:hi - x0]
+            img[20:76, lo:hi] = card[20:76, lo - x0 : hi - x0]
             d[20:76, lo:hi] = 1.0
         rgb.append(np.repeat(img[..., None], 3, -1))
         depth.append(d)
@@ -62,12 +62,21 @@ def panel_clip(T: int = 30, H: int = 72, W: int = 96, speed: float = 1.0, hold: 
     frames = np.empty((T, H, W), np.uint8)
     for t in range(T):
         start = int(shift.max()) - shift[t]
-        frames[t, :, : W // 2] = big[:, start:start + W // 2]
-        frames[t, :, W // 2:] = big[:, int(shift.max()) + W // 2:int(shift.max()) + W]
+        frames[t, :, : W // 2] = big[:, start : start + W // 2]
+        frames[t, :, W // 2 :] = big[:, int(shift.max()) + W // 2 : int(shift.max()) + W]
     K = intrinsics(100.0, 100.0, (W - 1) / 2, (H - 1) / 2)
-    return Clip("panel", np.repeat(frames[..., None], 3, -1), 10.0, ["slide the panel"], np.ones((T, H, W), np.float32),
-                True, np.repeat(K[None], T, 0), np.repeat(np.eye(4)[None], T, 0), camera_static=True,
-                meta={"episode_id": "panel"})
+    return Clip(
+        "panel",
+        np.repeat(frames[..., None], 3, -1),
+        10.0,
+        ["slide the panel"],
+        np.ones((T, H, W), np.float32),
+        True,
+        np.repeat(K[None], T, 0),
+        np.repeat(np.eye(4)[None], T, 0),
+        camera_static=True,
+        meta={"episode_id": "panel"},
+    )
 
 
 def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128, ridge_m: float = 0.0):
@@ -86,9 +95,18 @@ def card_behind_bar_clip(T: int = 50, H: int = 64, W: int = 128, ridge_m: float 
         rgb[t], depth[t] = wall, 2.0
         lo, hi = 10 + t, min(70 + t, W)  # the card's columns
         ridges = 1.0 + ridge_m * np.abs((np.arange(hi - lo) % 16) - 8) / 8  # (columns,) metres
-        rgb[t, 8:56, lo:hi], depth[t, 8:56, lo:hi] = card[8:56, :hi - lo], ridges
+        rgb[t, 8:56, lo:hi], depth[t, 8:56, lo:hi] = card[8:56, : hi - lo], ridges
         rgb[t, :, 60:66], depth[t, :, 60:66] = 128, 0.5
     K = intrinsics(400.0, 400.0, (W - 1) / 2, (H - 1) / 2)
-    return Clip("bar", np.repeat(rgb[..., None], 3, -1), 10.0, ["slide the card"], depth, True,
-                np.repeat(K[None], T, 0), np.repeat(np.eye(4)[None], T, 0), camera_static=True,
-                meta={"episode_id": "bar"})
+    return Clip(
+        "bar",
+        np.repeat(rgb[..., None], 3, -1),
+        10.0,
+        ["slide the card"],
+        depth,
+        True,
+        np.repeat(K[None], T, 0),
+        np.repeat(np.eye(4)[None], T, 0),
+        camera_static=True,
+        meta={"episode_id": "bar"},
+    )

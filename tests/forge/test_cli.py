@@ -22,18 +22,35 @@ def invoke(*args: str):
 
 
 def test_forge_and_forge_eval_on_simulated_episodes(tmp_path, sim_dir):
-    result = invoke("forge", sim_dir, "--out", tmp_path / "out", "--no-progress", "--set", "tracker.snap_max_run=3",
-                    "--set", "window.retarget.step=0.04")
+    result = invoke(
+        "forge",
+        sim_dir,
+        "--out",
+        tmp_path / "out",
+        "--no-progress",
+        "--set",
+        "tracker.snap_max_run=3",
+        "--set",
+        "window.retarget.step=0.04",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["episodes_out"] == 1
     saved = json.loads((tmp_path / "out" / "forge_config.json").read_text())  # the settings are the run's own
     assert saved["tracker"]["snap_max_run"] == 3 and saved["window"]["retarget"]["step"] == 0.04
-    result = invoke("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "eval.json", "--no-progress",
-                    "--workers", "1")
+    result = invoke(
+        "forge-eval", "--episodes", sim_dir, "--json", tmp_path / "eval.json", "--no-progress", "--workers", "1"
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "eval.json").read_text())
-    for key in ("moving_within_4px", "moving_median_px", "lk_moving_within_4px", "err3d_median_cm", "err3d_p90_cm",
-                "clips_per_min", "episodes"):
+    for key in (
+        "moving_within_4px",
+        "moving_median_px",
+        "lk_moving_within_4px",
+        "err3d_median_cm",
+        "err3d_p90_cm",
+        "clips_per_min",
+        "episodes",
+    ):
         assert report[key] is not None, key
     assert report["episodes"] == 1 and report["stage_seconds_per_clip"]["tracker"] > 0
 

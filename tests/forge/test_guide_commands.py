@@ -26,7 +26,7 @@ def tracegen(*args):
 
 
 def forge_summary(result) -> dict:
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    return json.loads(result.stdout[result.stdout.index("{") :])
 
 
 def write_k(path, clip):
@@ -40,8 +40,19 @@ def test_fixed_rgbd_camera_one_clip_and_a_folder(tmp_path):
     write_video(tmp_path / "clip.mp4", clip.rgb, clip.fps)
     write_depth_pngs(tmp_path / "clip_depth", clip.depth)
     K = write_k(tmp_path / "K.json", clip)
-    out = forge_summary(tracegen("forge", tmp_path / "clip.mp4", "--out", tmp_path / "traces", "--depth-path",
-                                 tmp_path / "clip_depth", "--intrinsics", K, "--no-progress"))
+    out = forge_summary(
+        tracegen(
+            "forge",
+            tmp_path / "clip.mp4",
+            "--out",
+            tmp_path / "traces",
+            "--depth-path",
+            tmp_path / "clip_depth",
+            "--intrinsics",
+            K,
+            "--no-progress",
+        )
+    )
     assert out["episodes_out"] == 1 and out["windows_kept"] > 0
     sample = TraceDataset(tmp_path / "traces")[0]
     assert sample.has_depth and np.allclose(sample.depth, 1.0, atol=1e-3) and sample.K[0, 0] == clip.K[0, 0, 0]
@@ -52,8 +63,19 @@ def test_fixed_rgbd_camera_one_clip_and_a_folder(tmp_path):
         c = panel_clip(T=30, speed=speed, hold=3)
         write_video(tmp_path / "videos" / f"{name}.mp4", c.rgb, c.fps)
         np.savez(tmp_path / "depths" / f"{name}.npz", depth=c.depth)
-    out = forge_summary(tracegen("forge", tmp_path / "videos", "--out", tmp_path / "traces2", "--depth-path",
-                                 tmp_path / "depths", "--intrinsics", K, "--no-progress"))
+    out = forge_summary(
+        tracegen(
+            "forge",
+            tmp_path / "videos",
+            "--out",
+            tmp_path / "traces2",
+            "--depth-path",
+            tmp_path / "depths",
+            "--intrinsics",
+            K,
+            "--no-progress",
+        )
+    )
     assert out["episodes_out"] == 2 and set(TraceDataset(tmp_path / "traces2").episodes()) == {"a", "b"}
 
 
@@ -61,8 +83,21 @@ def test_moving_phone_camera_without_intrinsics_or_depth(tmp_path, moving_dir):
     (episode,) = [p for p in moving_dir.iterdir() if p.is_dir()]
     ep = read_episode(episode)
     write_video(tmp_path / "phone.mp4", ep.rgb, ep.fps)  # only the pixels: no depth, no cameras
-    out = forge_summary(tracegen("forge", tmp_path / "phone.mp4", "--out", tmp_path / "traces", "--camera", "colmap",
-                                 "--depth", "none", "--max-size", 384, "--no-progress"))
+    out = forge_summary(
+        tracegen(
+            "forge",
+            tmp_path / "phone.mp4",
+            "--out",
+            tmp_path / "traces",
+            "--camera",
+            "colmap",
+            "--depth",
+            "none",
+            "--max-size",
+            384,
+            "--no-progress",
+        )
+    )
     assert out["episodes_out"] == 1, out
     samples = TraceDataset(tmp_path / "traces")
     assert len(samples) > 0 and not samples[0].has_depth  # 2D-only traces
@@ -71,8 +106,9 @@ def test_moving_phone_camera_without_intrinsics_or_depth(tmp_path, moving_dir):
 def test_lerobot_inspect_forge_and_convert(tmp_path):
     root = write_v3(tmp_path / "lerobot_ds")
     assert '"episodes": 3' in tracegen("inspect", root, "--json").stdout
-    result = tracegen("forge", root, "--out", tmp_path / "traces", "--camera-key", FRONT, "--episodes", "0-1",
-                      "--no-progress")
+    result = tracegen(
+        "forge", root, "--out", tmp_path / "traces", "--camera-key", FRONT, "--episodes", "0-1", "--no-progress"
+    )
     summary = json.loads((tmp_path / "traces" / "forge_summary.json").read_text())
     # the fixture's episodes (12 and 9 frames) are shorter than one window: selected, read, and skipped with the reason
     assert summary["episodes_in"] == 2 and summary["episodes_failed"] == 2
@@ -86,16 +122,36 @@ def test_ray_runner_and_forge_eval_flags(tmp_path, sim_dir):
     # connected first, as the guide says to reach a cluster: the runner uses that Ray and leaves it running
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        out = forge_summary(tracegen("forge", sim_dir, "--out", tmp_path / "traces", "--runner", "ray", "--workers", 2,
-                                     "--no-progress"))
+        out = forge_summary(
+            tracegen("forge", sim_dir, "--out", tmp_path / "traces", "--runner", "ray", "--workers", 2, "--no-progress")
+        )
         assert out["runner"] == "ray" and out["episodes_out"] == 1 and ray.is_initialized()
     finally:
         ray.shutdown()
-    tracegen("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "eval.json", "--no-throughput", "--match",
-             "door-open", "--no-progress")
+    tracegen(
+        "forge-eval",
+        "--episodes",
+        sim_dir,
+        "--json",
+        tmp_path / "eval.json",
+        "--no-throughput",
+        "--match",
+        "door-open",
+        "--no-progress",
+    )
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["episodes"] == 1 and "clips_per_min" not in report and report["moving_within_4px"] is not None
-    tracegen("forge-eval", "--episodes", sim_dir, "--json", tmp_path / "off.json", "--no-throughput", "--no-progress",
-             "--no-baseline", "--set", "tracker.snap_radius=0")
+    tracegen(
+        "forge-eval",
+        "--episodes",
+        sim_dir,
+        "--json",
+        tmp_path / "off.json",
+        "--no-throughput",
+        "--no-progress",
+        "--no-baseline",
+        "--set",
+        "tracker.snap_radius=0",
+    )
     off = json.loads((tmp_path / "off.json").read_text())
     assert off["config"]["tracker"]["snap_radius"] == 0 and report["config"]["tracker"]["snap_radius"] == 1

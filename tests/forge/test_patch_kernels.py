@@ -11,8 +11,9 @@ RADIUS, STRIDE = 9, 2
 
 
 def remap(image, u, v):
-    return cv2.remap(image, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def reference_align(T, gx, gy, w, target, p_init, iters, eps=0.01):
@@ -47,7 +48,7 @@ def reference_align(T, gx, gy, w, target, p_init, iters, eps=0.01):
 def textured_frames(n=3, size=64, seed=0):
     rng = np.random.default_rng(seed)
     base = cv2.GaussianBlur(rng.uniform(0, 255, (size + 8, size + 8)).astype(np.float32), (0, 0), 1.5)
-    frames = [np.clip(base[k:k + size, 2 * k:2 * k + size] * 2 - 128, 0, 255).astype(np.uint8) for k in range(n)]
+    frames = [np.clip(base[k : k + size, 2 * k : 2 * k + size] * 2 - 128, 0, 255).astype(np.uint8) for k in range(n)]
     return np.stack([cv2.cvtColor(f, cv2.COLOR_GRAY2RGB) for f in frames])
 
 

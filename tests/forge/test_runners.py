@@ -31,8 +31,12 @@ def episodes(tmp_path_factory, sim_dir) -> Path:
             shutil.copytree(ep_dir, root / ep_dir.name)
     for k, speed in enumerate((1.5, 2.5)):
         c = panel_clip(T=36, speed=speed, hold=3)
-        write_episode(root / f"panel_{k}", Episode(c.rgb, c.fps, c.instructions, c.depth, c.K, c.w2c,
-                                                   meta={"episode_id": f"panel_{k}", "task": "slide"}))
+        write_episode(
+            root / f"panel_{k}",
+            Episode(
+                c.rgb, c.fps, c.instructions, c.depth, c.K, c.w2c, meta={"episode_id": f"panel_{k}", "task": "slide"}
+            ),
+        )
     return root
 
 

@@ -103,8 +103,17 @@ def test_occluded_points_are_held_and_reacquired_where_lk_latches_on():
     rgb, depth, edges = occluder_clip()
     T, H, W = depth.shape
     K = intrinsics(100.0, 100.0, (W - 1) / 2, (H - 1) / 2)
-    clip = Clip("occ", rgb, 10.0, [], depth, True, np.repeat(K[None], T, 0), np.repeat(np.eye(4)[None], T, 0),
-                camera_static=True)
+    clip = Clip(
+        "occ",
+        rgb,
+        10.0,
+        [],
+        depth,
+        True,
+        np.repeat(K[None], T, 0),
+        np.repeat(np.eye(4)[None], T, 0),
+        camera_static=True,
+    )
     window = WindowConfig(grid=12, window=T)
     forge = ForgeTracker(window=window).process(replace(clip)).tracks
     lk = LKTracker(window=window).process(replace(clip)).tracks
@@ -213,8 +222,11 @@ def test_triangulation_and_hold_fill():
     K = np.repeat(intrinsics(100, 100, 50, 40)[None], 6, 0)
     w2c = np.stack([look_at([0.05 * t, 0, 0], [0.05 * t, 0, 2], up=[0, -1, 0]) for t in range(6)])
     X = np.array([[0.1, 0.2, 2.0], [-0.3, 0.1, 3.0]])
-    uv = np.stack([pixels_to_world(np.zeros((0, 3)), K[0], w2c[0])] * 0 + [
-        (X @ w2c[t, :3, :3].T + w2c[t, :3, 3]) @ K[t].T for t in range(6)], 1)
+    uv = np.stack(
+        [pixels_to_world(np.zeros((0, 3)), K[0], w2c[0])] * 0
+        + [(X @ w2c[t, :3, :3].T + w2c[t, :3, 3]) @ K[t].T for t in range(6)],
+        1,
+    )
     uv = uv[..., :2] / uv[..., 2:]
     est, residual = triangulate(uv, np.ones((2, 6), bool), K, w2c)
     np.testing.assert_allclose(est, X, atol=1e-6)
@@ -244,8 +256,9 @@ def test_static_spans_are_trimmed_and_counted():
     dropped = static_span_queries(speed, queries, threshold=0.5, margin=5)
     assert list(queries[dropped]) == [0, 5, 10, 45, 50, 55]  # motion in frames 20..39, 5 frames of margin
     clip = panel_clip(T=30, speed=0.0)  # nothing moves at all
-    clip = Windows(WindowConfig(grid=8)).process(Compensate().process(
-        ForgeTracker(window=WindowConfig(grid=8)).process(clip)))
+    clip = Windows(WindowConfig(grid=8)).process(
+        Compensate().process(ForgeTracker(window=WindowConfig(grid=8)).process(clip))
+    )
     assert not clip.samples and clip.dropped["static span"] == len(clip.tracks.query_frames)
     assert robust_speeds(clip.reference, clip.tracks.query_frames, 30).max() < 0.05
 

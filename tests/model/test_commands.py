@@ -73,8 +73,17 @@ def test_train_predict_evaluate_and_time(tmp_path):
     assert out.returncode == 0, out.stderr[-1500:]
     metrics = json.loads((tmp_path / "eval.json").read_text())
     assert metrics["split"] == "val" and metrics["samples"] > 0
-    for key in ("ade_px", "fde_px", "ade_cm", "fde_cm", "mse_norm", "static_ade_px", "nn_ade_px", "best_of_k_ade_px",
-                "false_motion"):
+    for key in (
+        "ade_px",
+        "fde_px",
+        "ade_cm",
+        "fde_cm",
+        "mse_norm",
+        "static_ade_px",
+        "nn_ade_px",
+        "best_of_k_ade_px",
+        "false_motion",
+    ):
         assert np.isfinite(metrics[key]), key
     assert metrics["best_of_k_ade_px"] <= metrics["ade_px"]
 

@@ -39,15 +39,17 @@ def model():
 
 def test_the_nearest_triplet_is_found_by_image_and_by_instruction(model):
     rgb = torch.from_numpy(np.stack([resize_observation(r, None, 32)[0] for r in images(2)] * 2)).float() / 255
-    same = retrieval_keys(rgb, model.embed_texts(["open the drawer", "open the drawer", "push the button",
-                                                  "push the button"]))
+    same = retrieval_keys(
+        rgb, model.embed_texts(["open the drawer", "open the drawer", "push the button", "push the button"])
+    )
     assert model.bank.nearest(same).tolist() == [0, 1, 2, 3]
     swapped = retrieval_keys(rgb, model.embed_texts(["push the button"] * 2 + ["open the drawer"] * 2))
     assert model.bank.nearest(swapped).tolist() == [2, 3, 0, 1]  # the instruction decides between equal images
     # leaving a query's own episode out gives the nearest of the others
     assert model.bank.nearest(same, exclude=["a", "b", "a", "b"]).tolist() == [1, 0, 3, 2]
-    drawn = {int(model.bank.nearest(same[:1], top_k=2, generator=torch.Generator().manual_seed(s))[0])
-             for s in range(20)}
+    drawn = {
+        int(model.bank.nearest(same[:1], top_k=2, generator=torch.Generator().manual_seed(s))[0]) for s in range(20)
+    }
     assert drawn == {0, 2}  # top_k draws among the k nearest (the same image), and only them
     with pytest.raises(ValueError, match="at least two episodes"):
         RetrievalBank(model.bank.keys[:1], model.bank.traces[:1], ["a"]).nearest(same[:1], exclude=["a"])
@@ -110,8 +112,9 @@ def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(data
     # a warm-up's bank is its own data, not its init's
     warm = tmp_path / "warm"
     train(tiny(dataset, warm, 2, init=str(run), val_fraction=0.5))
-    assert len(TraceGen.from_pretrained(warm).bank) == len(split_by_episode(load_examples([dataset], model.cfg)[0],
-                                                                            0.5, 0)[0])
+    assert len(TraceGen.from_pretrained(warm).bank) == len(
+        split_by_episode(load_examples([dataset], model.cfg)[0], 0.5, 0)[0]
+    )
     assert json.loads((run / "config.json").read_text())["model"]["retrieval"] is True
     with pytest.raises(ValueError, match="shift_cells=0 with retrieval"):
         train(tiny(dataset, tmp_path / "shifted", 2, shift_cells=1, model={"retrieval": True}))

@@ -12,9 +12,7 @@ from tracegen.sim.cameras import (
     upright,
 )
 
-UPSIDE_DOWN = CameraPose(
-    np.array([1.0, -0.5, 1.2]), rotation_looking_along([-1.0, 1.0, -0.8], up=[0, 0, -1]), 45.0
-)
+UPSIDE_DOWN = CameraPose(np.array([1.0, -0.5, 1.2]), rotation_looking_along([-1.0, 1.0, -0.8], up=[0, 0, -1]), 45.0)
 
 
 def test_upright_keeps_position_fov_and_viewing_direction():

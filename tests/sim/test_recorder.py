@@ -21,9 +21,7 @@ from tracegen.sim.recorder import (
     summary_table,
 )
 
-CFG = RecordConfig(
-    height=64, width=64, max_steps=24, stop_on_success=False, keep_failures=True, query_every=8, grid=8
-)
+CFG = RecordConfig(height=64, width=64, max_steps=24, stop_on_success=False, keep_failures=True, query_every=8, grid=8)
 ENTRY = CorpusEntry("metaworld", "reach", "sawyer", ("corner3", "corner@0.03,3"), episodes=2, seed=10)
 
 
@@ -103,9 +101,7 @@ def test_corpus_config_expansion(tmp_path):
     assert entries[-1] == CorpusEntry("robosuite", "Lift", "UR5e", ("agentview",), 2, 5)
     assert (
         len(
-            expand_entries(
-                [dict(suite="metaworld", tasks="avdc", embodiment="sawyer", cameras=["corner"], episodes=1)]
-            )
+            expand_entries([dict(suite="metaworld", tasks="avdc", embodiment="sawyer", cameras=["corner"], episodes=1)])
         )
         == 11
     )

@@ -97,8 +97,6 @@ def test_missing_gl_backend_names_mujoco_gl_and_the_fix(backend):
     assert "MUJOCO_GL=egl" in out.stderr
 
 
-
-
 def test_a_forgotten_renderer_is_not_collected_in_the_middle_of_a_frame(drawer_env):
     """The cyclic garbage collector runs at any allocation when it is enabled: a forgotten renderer finalised in the
     middle of another renderer's frame would switch (and free) the GL context that frame is drawn in."""

@@ -95,8 +95,10 @@ class NeighbourPlanner:
             raise ValueError("the neighbour planner needs at least one training triplet")
         grids = sorted({int(round(np.sqrt(len(e.x0)))) for e in examples})
         if grids != [grid]:
-            raise ValueError(f"the neighbour planner's triplets have {'/'.join(f'{g}x{g}' for g in grids)} query "
-                             f"grids; the executor here expects {grid}x{grid}")
+            raise ValueError(
+                f"the neighbour planner's triplets have {'/'.join(f'{g}x{g}' for g in grids)} query "
+                f"grids; the executor here expects {grid}x{grid}"
+            )
         self.text, self.grid = text, grid
         self.image_size = examples[0].rgb.shape[-1]
         self.bank = RetrievalBank.from_examples(examples, text)

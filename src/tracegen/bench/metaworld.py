@@ -135,8 +135,9 @@ def rollout_config(cfg: BenchConfig, proto: Protocol):
 
     budgets = [item for item in cfg.settings if parse_setting(item)[0] in ("max_env_steps", "max_replans")]
     if budgets:
-        raise ValueError(f"{budgets}: the step budget is the protocol's and the replan budget is --max-replans, "
-                         "not settings")
+        raise ValueError(
+            f"{budgets}: the step budget is the protocol's and the replan budget is --max-replans, not settings"
+        )
     base = RolloutConfig(max_env_steps=proto.max_steps, max_replans=cfg.max_replans)
     return apply_settings(base, cfg.settings, example="executor.path_mode")
 
@@ -155,8 +156,10 @@ def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
     if settings_path.exists() and log_path.exists() and log_path.stat().st_size:
         detail = describe_changes(load_json(settings_path), settings)
         if detail:
-            raise ValueError(f"{log_path} holds episodes run with other settings ({detail}); choose another --json "
-                             "or delete that log to start over")
+            raise ValueError(
+                f"{log_path} holds episodes run with other settings ({detail}); choose another --json "
+                "or delete that log to start over"
+            )
     save_json(settings_path, settings)
 
 
@@ -416,9 +419,9 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "version": proto.version,
         "planner": cfg.planner,
         "checkpoint": cfg.ckpt,
-        "data": list(cfg.data) if cfg.planner == "neighbour" else (
-            load_json(train_cfg)["data"] if cfg.ckpt and train_cfg.exists() else None
-        ),
+        "data": list(cfg.data)
+        if cfg.planner == "neighbour"
+        else (load_json(train_cfg)["data"] if cfg.ckpt and train_cfg.exists() else None),
         "episodes": len(rows),
         "overall_success": round(sum(bool(r["success"]) for r in rows) / max(1, len(rows)), 4),
         "per_task": {t: {c: f"{s}/{n}" for c, (s, n) in cams.items()} for t, cams in per_task.items()},

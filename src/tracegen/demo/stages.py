@@ -30,8 +30,6 @@ class Stage:
         return load_json(self.marker)
 
 
-
-
 def record_groups(cfg: DemoConfig) -> dict:
     """The recording plan: set name -> corpus entries (one per task x embodiment, every camera)."""
     from tracegen.sim.recorder import CorpusEntry
@@ -295,8 +293,9 @@ def _clipped(cfg: DemoConfig, task: str, planner: str) -> bool:
     return planner in CLIP_PLANNERS and task in cfg.target_tasks[: cfg.clips]
 
 
-def _clip_rollout(cfg: DemoConfig, stage: Stage, env, planner, name: str, episode: tuple[str, str, int], text: str,
-                  rollout_cfg=None):
+def _clip_rollout(
+    cfg: DemoConfig, stage: Stage, env, planner, name: str, episode: tuple[str, str, int], text: str, rollout_cfg=None
+):
     """The rollout of ``episode`` (task, camera, seed) watched by a :class:`~tracegen.viz.clip.ClipRecorder`;
     returns (its result, the clip's entry for the report: outcome, file relative to ``cfg.out``, size)."""
     from tracegen.act.rollout import RolloutConfig, rollout

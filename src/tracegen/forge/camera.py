@@ -84,8 +84,9 @@ def sfm_cameras(clip: Clip, cfg: CameraConfig) -> tuple[SfMResult, bool]:
     """SfM's cameras of ``clip`` (with its intrinsics when known) and whether they are metric: with metric depth
     they are scaled to metres and aligned to the depth at their sparse points (the dense alignment comes after)."""
     K = clip.K[0] if clip.K is not None else None
-    result = run_sfm(clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal,
-                     cfg.colmap_seed)
+    result = run_sfm(
+        clip.rgb, K, cfg.colmap_max_images, cfg.colmap_min_registered, cfg.colmap_refine_focal, cfg.colmap_seed
+    )
     metric = clip.depth is not None and clip.depth_metric
     if metric:
         result = refine_with_depth(scale_result(result, metric_scale(result, clip.depth)), clip.depth)

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(name="forge", help="TraceForge: videos -> 3D trace triplets.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="forge",
+    help="TraceForge: videos -> 3D trace triplets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 class CameraKind(StrEnum):
@@ -57,10 +62,18 @@ class Captioner(StrEnum):
     vlm = "vlm"
 
 
-SET_OPTION = typer.Option(None, "--set", help="Any setting, as a dotted key=value: --set tracker.snap_radius=0 "
-                          "(repeatable; the names are those of forge_config.json).")
-SMOOTH_OPTION = typer.Option(2.0, min=0.0, help="Gaussian sigma (frames) smoothing tracked windows along time "
-                             "before speed retargeting, against tracker jitter; 0 = off.")
+SET_OPTION = typer.Option(
+    None,
+    "--set",
+    help="Any setting, as a dotted key=value: --set tracker.snap_radius=0 "
+    "(repeatable; the names are those of forge_config.json).",
+)
+SMOOTH_OPTION = typer.Option(
+    2.0,
+    min=0.0,
+    help="Gaussian sigma (frames) smoothing tracked windows along time "
+    "before speed retargeting, against tracker jitter; 0 = off.",
+)
 
 
 def parse_episodes(text: str | None) -> tuple[int, ...] | None:
@@ -77,11 +90,27 @@ def parse_episodes(text: str | None) -> tuple[int, ...] | None:
     return tuple(out)
 
 
-def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, weights: Path | None, stride: int,
-                 max_frames: int, max_size: int, camera_key: str | None, episodes: str | None,
-                 depth_path: Path | None, depth_png_scale: float, intrinsics: Path | None, scan_depth: int,
-                 captioner: Captioner = Captioner.none, query_every: int = 5, window: int = 128, grid: int = 20,
-                 smooth_frames: float = 2.0, settings: list[str] | None = None):
+def build_config(
+    camera: CameraKind,
+    depth: DepthKind,
+    tracker: TrackerKind,
+    weights: Path | None,
+    stride: int,
+    max_frames: int,
+    max_size: int,
+    camera_key: str | None,
+    episodes: str | None,
+    depth_path: Path | None,
+    depth_png_scale: float,
+    intrinsics: Path | None,
+    scan_depth: int,
+    captioner: Captioner = Captioner.none,
+    query_every: int = 5,
+    window: int = 128,
+    grid: int = 20,
+    smooth_frames: float = 2.0,
+    settings: list[str] | None = None,
+):
     """A :class:`~tracegen.forge.config.ForgeConfig` from command-line values; bad values -> BadParameter."""
     from tracegen.forge.config import (
         CameraConfig,
@@ -97,10 +126,17 @@ def build_config(camera: CameraKind, depth: DepthKind, tracker: TrackerKind, wei
     w = str(weights) if weights else None
     try:
         cfg = ForgeConfig(
-            source=SourceConfig(stride=stride, max_frames=max_frames, max_size=max_size, camera_key=camera_key,
-                                episodes=parse_episodes(episodes), depth_path=str(depth_path) if depth_path else None,
-                                depth_png_scale=depth_png_scale, intrinsics=str(intrinsics) if intrinsics else None,
-                                scan_depth=scan_depth),
+            source=SourceConfig(
+                stride=stride,
+                max_frames=max_frames,
+                max_size=max_size,
+                camera_key=camera_key,
+                episodes=parse_episodes(episodes),
+                depth_path=str(depth_path) if depth_path else None,
+                depth_png_scale=depth_png_scale,
+                intrinsics=str(intrinsics) if intrinsics else None,
+                scan_depth=scan_depth,
+            ),
             camera=CameraConfig(kind=camera.value, weights=w),
             depth=DepthConfig(kind=depth.value, weights=w),
             tracker=TrackerConfig(kind=tracker.value, weights=w),
@@ -128,8 +164,11 @@ def check_ready(cfg, runner: Runner = Runner.local) -> None:
     from tracegen.forge.learned import ModelUnavailable, locate
 
     try:
-        for kind, weights in ((cfg.camera.kind, cfg.camera.weights), (cfg.depth.kind, cfg.depth.weights),
-                              (cfg.tracker.kind, cfg.tracker.weights)):
+        for kind, weights in (
+            (cfg.camera.kind, cfg.camera.weights),
+            (cfg.depth.kind, cfg.depth.weights),
+            (cfg.tracker.kind, cfg.tracker.weights),
+        ):
             if kind in ("vggt", "da3", "moge", "cotracker3", "tapir"):
                 locate(kind, weights)
         if cfg.language.captioner == "vlm":
@@ -138,8 +177,10 @@ def check_ready(cfg, runner: Runner = Runner.local) -> None:
             VLMCaptioner(cfg.language.weights).setup()
     except ModelUnavailable as e:
         raise typer.BadParameter(str(e)) from None
-    for needed, module, extra in ((cfg.camera.kind == "colmap", "pycolmap", "forge"),
-                                  (runner == Runner.ray, "ray", "ray")):
+    for needed, module, extra in (
+        (cfg.camera.kind == "colmap", "pycolmap", "forge"),
+        (runner == Runner.ray, "ray", "ray"),
+    ):
         if needed:
             try:
                 __import__(module)
@@ -149,15 +190,24 @@ def check_ready(cfg, runner: Runner = Runner.local) -> None:
 
 @app.command("forge")
 def forge(
-    src: Path = typer.Argument(..., exists=True, help="Episodes folder, video file(s), frame folder(s), LeRobot "
-                               "dataset, or an official TraceForge input folder."),
+    src: Path = typer.Argument(
+        ...,
+        exists=True,
+        help="Episodes folder, video file(s), frame folder(s), LeRobot "
+        "dataset, or an official TraceForge input folder.",
+    ),
     out: Path = typer.Option(..., "--out", help="Output trace dataset folder; a rerun resumes it."),
-    camera: CameraKind = typer.Option(CameraKind.auto, help="Cameras: given (the source's), static, colmap (SfM), "
-                                      "or a learned estimator with local weights; auto = given if known, else static."),
-    depth: DepthKind = typer.Option(DepthKind.auto, help="Depth: sensor, none (2D-only traces), or learned; "
-                                    "auto = sensor if present."),
-    tracker: TrackerKind = typer.Option(TrackerKind.forge, help="Point tracker: forge (CPU), lk (baseline), or "
-                                        "learned with local weights."),
+    camera: CameraKind = typer.Option(
+        CameraKind.auto,
+        help="Cameras: given (the source's), static, colmap (SfM), "
+        "or a learned estimator with local weights; auto = given if known, else static.",
+    ),
+    depth: DepthKind = typer.Option(
+        DepthKind.auto, help="Depth: sensor, none (2D-only traces), or learned; auto = sensor if present."
+    ),
+    tracker: TrackerKind = typer.Option(
+        TrackerKind.forge, help="Point tracker: forge (CPU), lk (baseline), or learned with local weights."
+    ),
     workers: int = typer.Option(1, min=1, help="Parallel worker processes (or Ray actors)."),
     runner: Runner = typer.Option(Runner.local, help="local (process pool) or ray (Ray Data)."),
     stride: int = typer.Option(1, min=0, help="Take every N-th frame; 0 = ceil(frames / 50)."),
@@ -169,13 +219,23 @@ def forge(
     settings: list[str] | None = SET_OPTION,
     camera_key: str | None = typer.Option(None, help="LeRobot: camera feature (default: the first video)."),
     episodes: str | None = typer.Option(None, help="LeRobot: episode indices, e.g. 0,2,5-7 (default: all)."),
-    depth_path: Path | None = typer.Option(None, exists=True, help="Videos/frames: aligned depth (16-bit PNG folder "
-                                           "or .npz; one per clip, named like it, when SRC holds many)."),
+    depth_path: Path | None = typer.Option(
+        None,
+        exists=True,
+        help="Videos/frames: aligned depth (16-bit PNG folder "
+        "or .npz; one per clip, named like it, when SRC holds many).",
+    ),
     depth_png_scale: float = typer.Option(10000.0, min=1e-9, help="PNG depth units per metre."),
-    intrinsics: Path | None = typer.Option(None, exists=True, dir_okay=False,
-                                           help="Videos/frames: intrinsics (.json fx/fy/cx/cy or K, .npy/.npz, .txt)."),
-    scan_depth: int = typer.Option(1, min=0, max=2, help="Folder layouts: 0 = SRC is one clip, 1 = SRC holds clips, "
-                                   "2 = SRC holds groups of clips (official TraceForge --scan_depth)."),
+    intrinsics: Path | None = typer.Option(
+        None, exists=True, dir_okay=False, help="Videos/frames: intrinsics (.json fx/fy/cx/cy or K, .npy/.npz, .txt)."
+    ),
+    scan_depth: int = typer.Option(
+        1,
+        min=0,
+        max=2,
+        help="Folder layouts: 0 = SRC is one clip, 1 = SRC holds clips, "
+        "2 = SRC holds groups of clips (official TraceForge --scan_depth).",
+    ),
     weights: Path | None = typer.Option(None, help="Folder with learned-model weights (else $TRACEGEN_WEIGHTS)."),
     captioner: Captioner = typer.Option(Captioner.none, help="vlm: a local VLM writes the three instructions."),
     retry_failed: bool = typer.Option(False, help="Redo episodes that failed in an earlier run."),
@@ -184,9 +244,26 @@ def forge(
     """Turn demonstration videos into a trace dataset (observation-trace-language triplets)."""
     from tracegen.forge.runners import run
 
-    cfg = build_config(camera, depth, tracker, weights, stride, max_frames, max_size, camera_key, episodes,
-                       depth_path, depth_png_scale, intrinsics, scan_depth, captioner, query_every, window,
-                       smooth_frames=smooth_frames, settings=settings)
+    cfg = build_config(
+        camera,
+        depth,
+        tracker,
+        weights,
+        stride,
+        max_frames,
+        max_size,
+        camera_key,
+        episodes,
+        depth_path,
+        depth_png_scale,
+        intrinsics,
+        scan_depth,
+        captioner,
+        query_every,
+        window,
+        smooth_frames=smooth_frames,
+        settings=settings,
+    )
     check_ready(cfg, runner)
     items = _discover(src, cfg)
     try:
@@ -200,8 +277,13 @@ def forge(
 
 @app.command("forge-eval")
 def forge_eval(
-    episodes_dir: Path = typer.Option(..., "--episodes", exists=True, file_okay=False,
-                                      help="Simulated episodes with ground truth (tracegen sim record)."),
+    episodes_dir: Path = typer.Option(
+        ...,
+        "--episodes",
+        exists=True,
+        file_okay=False,
+        help="Simulated episodes with ground truth (tracegen sim record).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the full report here."),
     camera: CameraKind = typer.Option(CameraKind.given, help="Camera stage to evaluate (given, colmap, ...)."),
     depth: DepthKind = typer.Option(DepthKind.auto),
@@ -220,8 +302,23 @@ def forge_eval(
     from tracegen.forge.evaluate import CLIP_FRAMES, evaluate
     from tracegen.forge.runners import run
 
-    cfg = build_config(camera, depth, tracker, weights, 1, 100000, 100000, None, None, None, 10000.0, None, 1,
-                       smooth_frames=smooth_frames, settings=settings)
+    cfg = build_config(
+        camera,
+        depth,
+        tracker,
+        weights,
+        1,
+        100000,
+        100000,
+        None,
+        None,
+        None,
+        10000.0,
+        None,
+        1,
+        smooth_frames=smooth_frames,
+        settings=settings,
+    )
     check_ready(cfg)
     items = [i for i in _discover(episodes_dir, cfg) if i.kind == "episode" and (not match or match in i.name)]
     items = items[:limit] if limit else items

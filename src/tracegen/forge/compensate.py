@@ -39,8 +39,9 @@ def hold_fill(X: np.ndarray) -> np.ndarray:
     return X[np.arange(N)[:, None], idx]
 
 
-def triangulate(uv: np.ndarray, visible: np.ndarray, K: np.ndarray, w2c: np.ndarray, rounds: int = 3
-                ) -> tuple[np.ndarray, np.ndarray]:
+def triangulate(
+    uv: np.ndarray, visible: np.ndarray, K: np.ndarray, w2c: np.ndarray, rounds: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Static 3D points of tracks ``uv (N, L, 2)`` seen (``visible (N, L)``) by cameras ``K (L, 3, 3)``,
     ``w2c (L, 4, 4)``: the point nearest to the viewing rays, refitted ``rounds`` times without the observations
     that reproject worse than ``STATIC_RESIDUAL_PX`` (tracker drift, lost points). Returns ``X (N, 3)`` world (NaN
@@ -105,7 +106,7 @@ class Compensate(StatelessStage):
     def _triangulated(clip: Clip, q: int, f: int, L: int) -> np.ndarray:
         tr = clip.tracks
         uv, vis = tr.uv[q, :, :L], tr.visible[q, :, :L]
-        K, w2c = clip.K[f:f + L], clip.w2c[f:f + L]
+        K, w2c = clip.K[f : f + L], clip.w2c[f : f + L]
         X, residual = triangulate(uv, vis, K, w2c)
         with np.errstate(invalid="ignore"):
             zq = world_to_pixels(X, clip.K[f], clip.w2c[f])[:, 2]  # (N,) depth in the query camera, NaN if none

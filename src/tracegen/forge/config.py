@@ -167,9 +167,16 @@ def _build(cls: type, d: dict[str, Any]) -> Any:
     unknown = sorted(set(d) - set(names))
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown setting(s) {unknown}")
-    nested = {"source": SourceConfig, "camera": CameraConfig, "depth": DepthConfig, "tracker": TrackerConfig,
-              "window": WindowConfig, "filters": FilterConfig, "language": LanguageConfig,
-              "retarget": RetargetConfig}
+    nested = {
+        "source": SourceConfig,
+        "camera": CameraConfig,
+        "depth": DepthConfig,
+        "tracker": TrackerConfig,
+        "window": WindowConfig,
+        "filters": FilterConfig,
+        "language": LanguageConfig,
+        "retarget": RetargetConfig,
+    }
     kwargs = {}
     for key, value in d.items():
         if key in nested and isinstance(value, dict):

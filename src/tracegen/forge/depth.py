@@ -54,7 +54,7 @@ def neighbour_jump(depth: np.ndarray) -> np.ndarray:
     pad = np.pad(d, 1, mode="edge")
     jump = np.zeros((H, W), d.dtype)
     for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
-        jump = np.fmax(jump, np.abs(pad[dy:dy + H, dx:dx + W] - d))
+        jump = np.fmax(jump, np.abs(pad[dy : dy + H, dx : dx + W] - d))
     return jump
 
 
@@ -68,7 +68,7 @@ def edge_mask(depth: np.ndarray, K: np.ndarray, rel_tol: float = 0.08, normal_de
     H, W = d.shape
     normal_edge = np.zeros((H, W), bool)
     for dy, dx in ((0, 1), (1, 0), (2, 1), (1, 2)):
-        normal_edge |= (pad_n[dy:dy + H, dx:dx + W] * n).sum(-1) < cos_max
+        normal_edge |= (pad_n[dy : dy + H, dx : dx + W] * n).sum(-1) < cos_max
     depth_edge = neighbour_jump(d) > rel_tol * np.maximum(d, 1e-6)
     return depth_edge & normal_edge & (d > 0)
 
@@ -78,8 +78,9 @@ def clean_depth_edges(depth: np.ndarray, K: np.ndarray, rel_tol: float = 0.08, n
     edges = edge_mask(depth, K, rel_tol, normal_deg)
     if not edges.any():
         return depth
-    _, labels = cv2.distanceTransformWithLabels((~edges).astype(np.uint8) ^ 1, cv2.DIST_L2, 5,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
+    _, labels = cv2.distanceTransformWithLabels(
+        (~edges).astype(np.uint8) ^ 1, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
     clean = np.flatnonzero(~edges.ravel())
     # labels number the zero pixels (the clean ones) in raster order, starting at 1
     source = clean[labels.ravel() - 1]
@@ -92,8 +93,9 @@ def clean_clip_depth(clip: Clip, cfg: DepthConfig) -> None:
         from tracegen.forge.camera import default_intrinsics
 
         K = np.repeat(default_intrinsics(clip.height, clip.width)[None], clip.num_frames, 0)
-    clip.depth = np.stack([clean_depth_edges(d, k, cfg.edge_rel_tol, cfg.edge_normal_deg)
-                           for d, k in zip(clip.depth, K, strict=True)])
+    clip.depth = np.stack(
+        [clean_depth_edges(d, k, cfg.edge_rel_tol, cfg.edge_normal_deg) for d, k in zip(clip.depth, K, strict=True)]
+    )
 
 
 class SensorDepth(StatelessStage):

@@ -86,8 +86,9 @@ class Accumulator:
     episodes: list[dict] = field(default_factory=list)
 
 
-def evaluate(items: list[SourceItem], cfg: ForgeConfig, baseline: bool = True, progress: bool = False
-             ) -> dict[str, Any]:
+def evaluate(
+    items: list[SourceItem], cfg: ForgeConfig, baseline: bool = True, progress: bool = False
+) -> dict[str, Any]:
     """Run the pipeline on every simulated episode in ``items`` and pool the errors (see the module docstring)."""
     pipeline = Pipeline(cfg)
     pipeline.setup()
@@ -104,8 +105,9 @@ def evaluate(items: list[SourceItem], cfg: ForgeConfig, baseline: bool = True, p
     return report(acc, cfg)
 
 
-def _evaluate_episode(pipeline: Pipeline, item: SourceItem, cfg: ForgeConfig, acc: Accumulator, baseline: bool,
-                      record: dict) -> None:
+def _evaluate_episode(
+    pipeline: Pipeline, item: SourceItem, cfg: ForgeConfig, acc: Accumulator, baseline: bool, record: dict
+) -> None:
     start = time.perf_counter()
     clip = load_clip(item, cfg.source, keep_gt=True)
     load_seconds = time.perf_counter() - start
@@ -121,8 +123,13 @@ def _evaluate_episode(pipeline: Pipeline, item: SourceItem, cfg: ForgeConfig, ac
     acc.frames += clip.num_frames
     for k, v in clip.timings.items():
         acc.stage_seconds[k] = acc.stage_seconds.get(k, 0.0) + v
-    record.update(frames=clip.num_frames, samples=len(clip.samples), seconds=round(seconds, 3),
-                  dropped=dict(clip.dropped), camera=clip.info.get("camera"))
+    record.update(
+        frames=clip.num_frames,
+        samples=len(clip.samples),
+        seconds=round(seconds, 3),
+        dropped=dict(clip.dropped),
+        camera=clip.info.get("camera"),
+    )
     truth = _Truth(clip, gt_K, gt_w2c)
     track_err = _track_errors(clip.tracks, truth, acc.track_all, acc.track_moving, acc.vis_agree)
     record.update(track_err)
@@ -153,12 +160,13 @@ class _Truth:
         if q is None:
             return None
         gt = self.clip.gt
-        X = gt.world_tracks(q)[:, frame:frame + length]  # (N, L, 3), NaN where no surface
+        X = gt.world_tracks(q)[:, frame : frame + length]  # (N, L, 3), NaN where no surface
         steps = X.shape[1]
-        image = np.stack([world_to_pixels(X[:, s], self.K[frame + s], self.w2c[frame + s])[:, :2]
-                          for s in range(steps)], 1)
+        image = np.stack(
+            [world_to_pixels(X[:, s], self.K[frame + s], self.w2c[frame + s])[:, :2] for s in range(steps)], 1
+        )
         ref = world_to_reference(X, self.K[frame], self.w2c[frame])
-        vis = gt.visibility[q, frame:frame + steps].T  # (N, L)
+        vis = gt.visibility[q, frame : frame + steps].T  # (N, L)
         vis = vis & vis[:, :1] & (gt.point_body[q] >= 0)[:, None]
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: points without a surface
@@ -179,7 +187,7 @@ def _track_errors(tracks, truth: _Truth, all_err: Errors, moving_err: Errors, ag
         e_mov.append(e[vis & moving[:, None]])
         if agree is not None:
             has = truth.clip.gt.point_body[truth.by_frame[int(f)]] >= 0
-            agree.add((tracks.visible[q, :, :L] == truth.clip.gt.visibility[truth.by_frame[int(f)], f:f + L].T)[has])
+            agree.add((tracks.visible[q, :, :L] == truth.clip.gt.visibility[truth.by_frame[int(f)], f : f + L].T)[has])
     a, m = np.concatenate(e_all), np.concatenate(e_mov)
     all_err.add(a)
     moving_err.add(m)
@@ -278,8 +286,9 @@ def report(acc: Accumulator, cfg: ForgeConfig) -> dict[str, Any]:
         out |= acc.depth_absrel.stats("depth_absrel", (0.01, 0.05))
     total = sum(acc.stage_seconds.values()) or 1.0
     out["stage_share"] = {k: round(v / total, 4) for k, v in acc.stage_seconds.items()}
-    out["stage_seconds_per_clip"] = {k: round(v / max(acc.frames, 1) * CLIP_FRAMES, 4)
-                                     for k, v in acc.stage_seconds.items()}
+    out["stage_seconds_per_clip"] = {
+        k: round(v / max(acc.frames, 1) * CLIP_FRAMES, 4) for k, v in acc.stage_seconds.items()
+    }
     out["per_episode"] = acc.episodes
     out["config"] = cfg.to_dict()
     return out

@@ -17,8 +17,9 @@ from tracegen.forge import patch_kernels as kernels
 
 def remap(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Bilinear samples of ``image (H, W)`` at float pixels ``u, v`` (any equal 2D shape; borders replicate)."""
-    return cv2.remap(image, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(
+        image, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
 
 
 def sample_points(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
@@ -128,8 +129,14 @@ class Patches:
         return out
 
 
-def template_patches(stack: np.ndarray, slots: np.ndarray, p: np.ndarray, radius: int = 5,
-                     mask: np.ndarray | None = None, stride: int = 1) -> Patches:
+def template_patches(
+    stack: np.ndarray,
+    slots: np.ndarray,
+    p: np.ndarray,
+    radius: int = 5,
+    mask: np.ndarray | None = None,
+    stride: int = 1,
+) -> Patches:
     """The patches around ``p (P, 2)``, point i's in the prepared images ``stack[slots[i]]`` (``(S, 3, H, W)``:
     intensity and its x / y derivatives, see :meth:`ClipImages.prepared`); ``mask (P, M)`` keeps only some of their
     pixels (e.g. those on the centre's surface)."""
@@ -141,8 +148,9 @@ def template_patches(stack: np.ndarray, slots: np.ndarray, p: np.ndarray, radius
     return Patches(T, gx, gy, w, radius, stride)
 
 
-def align(patches: Patches, target: np.ndarray, p_init: np.ndarray, iters: int = 6, eps: float = 0.01
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def align(
+    patches: Patches, target: np.ndarray, p_init: np.ndarray, iters: int = 6, eps: float = 0.01
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Translational inverse-compositional Lucas-Kanade of template ``patches`` into ``target``, from ``p_init``.
 
     Patches are Gaussian-weighted (and masked) and compared after removing their mean brightness difference (shading
@@ -153,8 +161,20 @@ def align(patches: Patches, target: np.ndarray, p_init: np.ndarray, iters: int =
     p = _points(p_init).copy()
     textured, residual = np.zeros(P, bool), np.full(P, np.inf, np.float32)
     ox, oy, _ = patch_offsets(patches.radius, patches.stride)
-    kernels.align_patches(patches.T, patches.gx, patches.gy, patches.w, _image(target), p, ox, oy, int(iters),
-                          float(eps), textured, residual)
+    kernels.align_patches(
+        patches.T,
+        patches.gx,
+        patches.gy,
+        patches.w,
+        _image(target),
+        p,
+        ox,
+        oy,
+        int(iters),
+        float(eps),
+        textured,
+        residual,
+    )
     return p, textured, residual
 
 
@@ -166,8 +186,9 @@ def _image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image, np.float32)
 
 
-def depth_mask(depth: np.ndarray, frames: np.ndarray, p: np.ndarray, radius: int, abs_tol: float, rel_tol: float,
-               stride: int = 1) -> np.ndarray:
+def depth_mask(
+    depth: np.ndarray, frames: np.ndarray, p: np.ndarray, radius: int, abs_tol: float, rel_tol: float, stride: int = 1
+) -> np.ndarray:
     """``(P, M)`` True where the patch pixel around ``p (P, 2)`` in frame ``frames (P,)`` of ``depth (T, H, W)``
     lies on the centre's surface (similar depth)."""
     ox, oy, _ = patch_offsets(radius, stride)
@@ -186,8 +207,9 @@ def nearest_depth(depth: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
-def consistent_depth(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, abs_tol: float,
-                     rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
+def consistent_depth(
+    depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, abs_tol: float, rel_tol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Depth at ``p (P, 2)`` interpolated only from the 2 x 2 neighbours that agree with ``z_ref (P,)``.
 
     Bilinear interpolation across a depth edge invents depths between foreground and background; here
@@ -209,8 +231,9 @@ def consistent_depth(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, abs_to
     return z, ok
 
 
-def snap_to_surface(depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, radius: int, abs_tol: float,
-                    rel_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def snap_to_surface(
+    depth: np.ndarray, p: np.ndarray, z_ref: np.ndarray, radius: int, abs_tol: float, rel_tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Move each point ``p (P, 2)`` by the smallest whole-pixel offset (at most ``radius`` pixels along each axis)
     that puts it on its surface (:func:`consistent_depth` with ``z_ref (P,)``).
 

@@ -110,9 +110,11 @@ class VLMCaptioner:
         folders = [d / "vlm" for d in weights_dirs(self.weights)] + weights_dirs(self.weights)
         found = next((d for d in folders if (d / "config.json").is_file()), None)
         if found is None:
-            raise ModelUnavailable("VLM captioner: no local model (a folder with config.json) in "
-                                   f"{', '.join(map(str, folders)) or 'nowhere (pass --weights DIR)'}; "
-                                   "captioning is off by default (--captioner none)")
+            raise ModelUnavailable(
+                "VLM captioner: no local model (a folder with config.json) in "
+                f"{', '.join(map(str, folders)) or 'nowhere (pass --weights DIR)'}; "
+                "captioning is off by default (--captioner none)"
+            )
         try:
             from transformers import pipeline
         except ImportError as e:
@@ -126,8 +128,11 @@ class VLMCaptioner:
         frames = [rgb[int(round(i))] for i in np.linspace(0, T - 1, 5)]  # first, quarters, last
         content = [{"type": "image", "image": Image.fromarray(f)} for f in frames] + [{"type": "text", "text": PROMPT}]
         out = self.pipe(text=[{"role": "user", "content": content}], max_new_tokens=160)
-        answer = out[0]["generated_text"][-1]["content"] if isinstance(out[0]["generated_text"], list) \
+        answer = (
+            out[0]["generated_text"][-1]["content"]
+            if isinstance(out[0]["generated_text"], list)
             else out[0]["generated_text"]
+        )
         match = re.search(r"\{.*\}", answer, re.S)
         try:
             data = json.loads(match.group(0)) if match else {}

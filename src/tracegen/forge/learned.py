@@ -38,20 +38,41 @@ class LearnedModel:
 
 
 MODELS = {
-    "vggt": LearnedModel("vggt", "VGGT", "vggt", "pip install git+https://github.com/facebookresearch/vggt",
-                         ("vggt/model.pt", "VGGT-1B/model.pt", "model.pt")),
-    "da3": LearnedModel("da3", "Depth Anything 3", "depth_anything_3",
-                        "pip install git+https://github.com/ByteDance-Seed/Depth-Anything-3",
-                        ("depth-anything-3", "DA3-LARGE", "da3")),
-    "moge": LearnedModel("moge", "MoGe", "moge", "pip install git+https://github.com/microsoft/MoGe",
-                         ("moge/model.pt", "moge-vitl/model.pt", "moge-2-vitl/model.pt")),
-    "cotracker3": LearnedModel("cotracker3", "CoTracker3", "cotracker",
-                               "pip install git+https://github.com/facebookresearch/co-tracker",
-                               ("cotracker3/scaled_offline.pth", "scaled_offline.pth")),
-    "tapir": LearnedModel("tapir", "TAPIR / BootsTAPIR", "tapnet",
-                          "pip install git+https://github.com/google-deepmind/tapnet",
-                          ("tapir/bootstapir_checkpoint_v2.pt", "bootstapir_checkpoint_v2.pt",
-                           "causal_bootstapir_checkpoint.pt")),
+    "vggt": LearnedModel(
+        "vggt",
+        "VGGT",
+        "vggt",
+        "pip install git+https://github.com/facebookresearch/vggt",
+        ("vggt/model.pt", "VGGT-1B/model.pt", "model.pt"),
+    ),
+    "da3": LearnedModel(
+        "da3",
+        "Depth Anything 3",
+        "depth_anything_3",
+        "pip install git+https://github.com/ByteDance-Seed/Depth-Anything-3",
+        ("depth-anything-3", "DA3-LARGE", "da3"),
+    ),
+    "moge": LearnedModel(
+        "moge",
+        "MoGe",
+        "moge",
+        "pip install git+https://github.com/microsoft/MoGe",
+        ("moge/model.pt", "moge-vitl/model.pt", "moge-2-vitl/model.pt"),
+    ),
+    "cotracker3": LearnedModel(
+        "cotracker3",
+        "CoTracker3",
+        "cotracker",
+        "pip install git+https://github.com/facebookresearch/co-tracker",
+        ("cotracker3/scaled_offline.pth", "scaled_offline.pth"),
+    ),
+    "tapir": LearnedModel(
+        "tapir",
+        "TAPIR / BootsTAPIR",
+        "tapnet",
+        "pip install git+https://github.com/google-deepmind/tapnet",
+        ("tapir/bootstapir_checkpoint_v2.pt", "bootstapir_checkpoint_v2.pt", "causal_bootstapir_checkpoint.pt"),
+    ),
 }
 
 
@@ -76,12 +97,15 @@ def locate(key: str, weights: str | None) -> Path:
         raise ModelUnavailable(
             f"{model.title} weights not found: looked for {', '.join(model.files)} in {where}. Download them "
             f"from the model's release page into that folder, or use a CPU component instead "
-            f"(--camera given/static/colmap, --depth sensor/none, --tracker forge)")
+            f"(--camera given/static/colmap, --depth sensor/none, --tracker forge)"
+        )
     try:
         importlib.import_module(model.package)
     except ImportError as e:
-        raise ModelUnavailable(f"{model.title} weights found at {found}, but its package {model.package!r} is not "
-                               f"installed ({e}); install it with: {model.install}") from None
+        raise ModelUnavailable(
+            f"{model.title} weights found at {found}, but its package {model.package!r} is not "
+            f"installed ({e}); install it with: {model.install}"
+        ) from None
     return found
 
 
@@ -265,7 +289,7 @@ class LearnedTracker:
         world = np.full((Q, N, L, 3), np.nan) if lift else None
         with torch.no_grad():
             for q, f in enumerate(queries):
-                video = _torch_video(clip.rgb[f:f + lengths[q]])[None]
+                video = _torch_video(clip.rgb[f : f + lengths[q]])[None]
                 pts = torch.from_numpy(np.concatenate([np.zeros((N, 1)), grid], 1)).float()[None]  # (1, N, 3) t, x, y
                 if self.cfg.kind == "cotracker3":
                     tracks, visible = self.model(video, queries=pts)
@@ -281,8 +305,9 @@ class LearnedTracker:
                 if lift:
                     for s in range(lengths[q]):
                         z = nearest_depth(clip.depth[f + s], uv[q, :, s])
-                        X = pixels_to_world(np.concatenate([uv[q, :, s], z[:, None]], 1), clip.K[f + s],
-                                            clip.w2c[f + s])
+                        X = pixels_to_world(
+                            np.concatenate([uv[q, :, s], z[:, None]], 1), clip.K[f + s], clip.w2c[f + s]
+                        )
                         world[q, :, s] = np.where((z > 0)[:, None], X, np.nan)
         clip.tracks = Tracks(queries, uv, vis, lengths, world)
         return clip

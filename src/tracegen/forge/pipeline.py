@@ -51,8 +51,10 @@ class Validate(StatelessStage):
 
     def process(self, clip: Clip) -> Clip:
         if clip.num_frames < self.cfg.min_clip_frames:
-            raise ClipError(f"clip has {clip.num_frames} frames after sampling, shorter than one window "
-                            f"({self.cfg.min_clip_frames} frames)")
+            raise ClipError(
+                f"clip has {clip.num_frames} frames after sampling, shorter than one window "
+                f"({self.cfg.min_clip_frames} frames)"
+            )
         if zero_motion(clip.rgb, clip.depth):
             raise ClipError("zero-motion clip: no frame differs from the previous one")
         return clip
@@ -114,8 +116,10 @@ def prepare_output(out: str | Path, cfg: ForgeConfig) -> Path:
     config_path = out / "forge_config.json"
     detail = describe_changes(load_json(config_path), cfg.to_dict()) if config_path.exists() else ""
     if detail:
-        raise ValueError(f"{out} holds a run with other settings ({config_path}: {detail}); use a new --out "
-                         "directory, or the same settings to resume")
+        raise ValueError(
+            f"{out} holds a run with other settings ({config_path}: {detail}); use a new --out "
+            "directory, or the same settings to resume"
+        )
     create_dataset(out, cfg.window.grid, asdict(cfg.window.retarget), created_by="tracegen forge")
     (out / MARKERS).mkdir(parents=True, exist_ok=True)
     for stale in (out / "shards").glob(".tmp-*"):  # left by a killed writer; never read
@@ -157,11 +161,19 @@ def process_item(pipeline: Pipeline, item: SourceItem, out: str | Path) -> dict[
     except ClipError as e:
         record.update(status="failed", reason=str(e), samples=0)
     except Exception as e:  # noqa: BLE001 -- a bug must not stop the other episodes; the traceback is kept
-        record.update(status="failed", reason=f"unexpected {type(e).__name__}: {e}", samples=0,
-                      traceback=traceback.format_exc(limit=6))
+        record.update(
+            status="failed",
+            reason=f"unexpected {type(e).__name__}: {e}",
+            samples=0,
+            traceback=traceback.format_exc(limit=6),
+        )
     if clip is not None:
-        record.update(frames=clip.num_frames, dropped=dict(clip.dropped), info=_jsonable(clip.info),
-                      timings={k: round(v, 4) for k, v in clip.timings.items()})
+        record.update(
+            frames=clip.num_frames,
+            dropped=dict(clip.dropped),
+            info=_jsonable(clip.info),
+            timings={k: round(v, 4) for k, v in clip.timings.items()},
+        )
     record["seconds"] = round(time.perf_counter() - start, 4)
     save_json(marker_path(out, item.name), record)
     return record

@@ -54,13 +54,21 @@ def _frame_surface(depth: np.ndarray, K: np.ndarray, stride: int, edge_rel: floa
     ok = (d > 0) & np.isfinite(d) & (neighbour_jump(d) <= edge_rel * np.maximum(d, 1e-6)) & (np.abs(N).sum(-1) > 0)
     ok[[0, -1]] = ok[:, [0, -1]] = False  # normals need both neighbours
     grid = np.zeros((H, W), bool)
-    grid[stride // 2::stride, stride // 2::stride] = True
+    grid[stride // 2 :: stride, stride // 2 :: stride] = True
     return _Frame(P.astype(np.float32), N.astype(np.float32), ok, P[grid & ok])
 
 
-def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.ndarray | None = None,
-                sweeps: int = 20, stride: int = 6, max_pair_m: float = 0.03, scale_m: float = 0.003,
-                neighbours: tuple[int, ...] = NEIGHBOURS) -> tuple[np.ndarray, dict]:
+def align_depth(
+    depth: np.ndarray,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    known: np.ndarray | None = None,
+    sweeps: int = 20,
+    stride: int = 6,
+    max_pair_m: float = 0.03,
+    scale_m: float = 0.003,
+    neighbours: tuple[int, ...] = NEIGHBOURS,
+) -> tuple[np.ndarray, dict]:
     """Refined ``w2c (T, 4, 4)`` for ``depth (T, H, W)`` metres with intrinsics ``K (T, 3, 3)``, starting from
     ``w2c``. ``known (T,)``: frames whose starting pose is measured (SfM registered them); the frames before the
     first and after the last known one are first tracked from their neighbour (odometry), because held poses can
@@ -73,23 +81,31 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
     The sweeps run to a fixed count: convergence is geometric (a tenth of the error every few sweeps) until the
     whole clip drifts together by ~1e-5 per sweep, which nothing measures."""
     T = len(depth)
-    if depth.ndim != 3 or T == 0 or K.shape != (T, 3, 3) or np.shape(w2c) != (T, 4, 4) or (
-            known is not None and np.shape(known) != (T,)):
-        raise ValueError(f"align_depth needs depth (T, H, W) with T >= 1, K (T, 3, 3), w2c (T, 4, 4) and known (T,); "
-                         f"got {depth.shape}, {K.shape}, {np.shape(w2c)} and {np.shape(known)}")
+    if (
+        depth.ndim != 3
+        or T == 0
+        or K.shape != (T, 3, 3)
+        or np.shape(w2c) != (T, 4, 4)
+        or (known is not None and np.shape(known) != (T,))
+    ):
+        raise ValueError(
+            f"align_depth needs depth (T, H, W) with T >= 1, K (T, 3, 3), w2c (T, 4, 4) and known (T,); "
+            f"got {depth.shape}, {K.shape}, {np.shape(w2c)} and {np.shape(known)}"
+        )
     frames = [_frame_surface(depth[t], K[t], stride) for t in range(T)]
     c2w = invert_rigid(np.asarray(w2c, np.float64))
     refs = [[t + s * o for s in (-1, 1) for o in neighbours if 0 <= t + s * o < T] for t in range(T)]
     known = np.ones(T, bool) if known is None or not np.any(known) else np.asarray(known, bool)
     first, last = int(np.argmax(known)), int(T - 1 - np.argmax(known[::-1]))
     ready = np.zeros(T, bool)
-    ready[first:last + 1] = True
+    ready[first : last + 1] = True
     for t in [*range(last + 1, T), *range(first - 1, -1, -1)]:  # odometry outwards from the known span
         previous = t - 1 if t > last else t + 1
         c2w[t] = c2w[previous]
         for _ in range(10):
-            delta, _ = _frame_step(frames, K, c2w, t, [j for j in refs[t] if ready[j]] or [previous],
-                                   max_pair_m, scale_m)
+            delta, _ = _frame_step(
+                frames, K, c2w, t, [j for j in refs[t] if ready[j]] or [previous], max_pair_m, scale_m
+            )
             c2w[t] = c2w[t] @ delta
         ready[t] = True
     medians = np.full((max(sweeps, 1), T), np.nan)  # (sweep, frame) median absolute residual, metres
@@ -97,16 +113,20 @@ def align_depth(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, known: np.nda
         for t in range(T):
             delta, medians[sweep, t] = _frame_step(frames, K, c2w, t, refs[t], max_pair_m, scale_m)
             c2w[t] = c2w[t] @ delta
-    before, after = (float(np.median(m[np.isfinite(m)])) if np.isfinite(m).any() else float("nan")
-                     for m in (medians[0], medians[-1]))
+    before, after = (
+        float(np.median(m[np.isfinite(m)])) if np.isfinite(m).any() else float("nan") for m in (medians[0], medians[-1])
+    )
     kept = bool(np.isfinite(before) and not after < before)  # no better (or diverged): keep what we were given
-    stats = {k: round(1000 * v, 4) if np.isfinite(v) else None
-             for k, v in {"icp_residual_mm_before": before, "icp_residual_mm_after": after}.items()}
+    stats = {
+        k: round(1000 * v, 4) if np.isfinite(v) else None
+        for k, v in {"icp_residual_mm_before": before, "icp_residual_mm_after": after}.items()
+    }
     return (np.asarray(w2c, np.float64).copy() if kept else invert_rigid(c2w)), {**stats, "icp_kept_start": kept}
 
 
-def _frame_step(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, refs: list[int], max_pair_m: float,
-                scale_m: float) -> tuple[np.ndarray, float]:
+def _frame_step(
+    frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, refs: list[int], max_pair_m: float, scale_m: float
+) -> tuple[np.ndarray, float]:
     """One Gauss--Newton step for frame ``t`` against ``refs`` held still: the increment ``(4, 4)`` to right-multiply
     onto its camera-to-world (identity when it is unconstrained), and its median absolute residual (metres)."""
     H6, g6, residuals = np.zeros((6, 6)), np.zeros(6), []
@@ -126,8 +146,9 @@ def _frame_step(frames: list[_Frame], K: np.ndarray, c2w: np.ndarray, t: int, re
     return _exp_se3(step), float(np.median(np.concatenate(residuals)))
 
 
-def _pair_terms(frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, max_pair_m: float
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+def _pair_terms(
+    frame: _Frame, ref: _Frame, K_ref: np.ndarray, M: np.ndarray, max_pair_m: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Point-to-plane residuals ``(m,)`` metres of ``frame``'s samples against ``ref``'s surface, with ``M`` taking
     ``frame``'s camera to ``ref``'s, and their Jacobian ``(m, 6)`` with respect to ``frame``'s pose (a twist
     ``(omega, v)`` right-multiplied onto its camera-to-world); None when fewer than 12 points pair up."""
@@ -157,4 +178,3 @@ def _exp_se3(xi: np.ndarray) -> np.ndarray:
     out = np.eye(4)
     out[:3, :3], out[:3, 3] = cv2.Rodrigues(np.asarray(xi[:3], np.float64))[0], xi[3:]
     return out
-

@@ -33,8 +33,15 @@ from tracegen.io.files import save_json
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def run(items: list[SourceItem], cfg: ForgeConfig, out: str | Path, runner: str = "local", workers: int = 1,
-        progress: bool = True, retry_failed: bool = False) -> dict[str, Any]:
+def run(
+    items: list[SourceItem],
+    cfg: ForgeConfig,
+    out: str | Path,
+    runner: str = "local",
+    workers: int = 1,
+    progress: bool = True,
+    retry_failed: bool = False,
+) -> dict[str, Any]:
     """Process ``items`` into ``out`` and return (and save) the run summary."""
     out = prepare_output(out, cfg)
     start = time.perf_counter()
@@ -75,8 +82,9 @@ def _work(item: SourceItem) -> dict[str, Any]:
     return process_item(_WORKER["pipeline"], item, _WORKER["out"])
 
 
-def _run_local(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int, progress: bool
-               ) -> Iterator[dict[str, Any]]:
+def _run_local(
+    todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int, progress: bool
+) -> Iterator[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="forge", unit="ep", disable=not progress)
@@ -93,8 +101,12 @@ def _run_local(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int
         saved = {k: os.environ.get(k) for k in _THREAD_VARS}
         os.environ.update({k: "1" for k in _THREAD_VARS})  # inherited by the spawned workers
         try:
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                     initargs=(cfg.to_dict(), str(out))) as pool:
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(cfg.to_dict(), str(out)),
+            ) as pool:
                 yield from _tick(pool.map(_work, todo), bar, failed)
         finally:
             for k, v in saved.items():
@@ -167,8 +179,13 @@ def _run_ray(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int) 
         ctx.enable_progress_bars = False
         rows = [{**asdict(i), "index": -1 if i.index is None else i.index, "depth": i.depth or ""} for i in todo]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map_batches(ForgeWorker, fn_constructor_kwargs={"cfg": cfg.to_dict(), "out": str(out)},
-                            batch_size=1, concurrency=workers, num_cpus=1)
+        ds = ds.map_batches(
+            ForgeWorker,
+            fn_constructor_kwargs={"cfg": cfg.to_dict(), "out": str(out)},
+            batch_size=1,
+            concurrency=workers,
+            num_cpus=1,
+        )
         records = [json.loads(row["record"]) for row in ds.take_all()]
     finally:
         if started:
@@ -180,8 +197,9 @@ def _run_ray(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int) 
 # ---------------------------------------------------------------------------------------------- summary
 
 
-def summarise(items: list[SourceItem], done: dict[str, dict], new: list[dict], seconds: float, runner: str,
-              workers: int) -> dict[str, Any]:
+def summarise(
+    items: list[SourceItem], done: dict[str, dict], new: list[dict], seconds: float, runner: str, workers: int
+) -> dict[str, Any]:
     """The run summary: episodes in / out / failed (with reasons) / skipped, windows kept and dropped by reason,
     time per stage (this run's episodes), throughput."""
     records = {**done, **{r["name"]: r for r in new}}
@@ -204,8 +222,9 @@ def summarise(items: list[SourceItem], done: dict[str, dict], new: list[dict], s
         "episodes_processed": len(new),
         "windows_kept": sum(r.get("samples", 0) for r in ok),
         "windows_dropped": dict(sorted(dropped.items())),
-        "failures": [{"name": r["name"], "reason": r.get("reason", "?")}
-                     for r in sorted(failed, key=lambda r: r["name"])],
+        "failures": [
+            {"name": r["name"], "reason": r.get("reason", "?")} for r in sorted(failed, key=lambda r: r["name"])
+        ],
         "seconds": round(seconds, 3),
         "stage_seconds": {k: round(stage_seconds[k], 3) for k in STAGES if k in stage_seconds},
         "frames_processed": frames,

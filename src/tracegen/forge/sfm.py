@@ -51,8 +51,14 @@ class SfMResult:
     info: dict
 
 
-def run_sfm(rgb: np.ndarray, K: np.ndarray | None = None, max_images: int = 60, min_registered: float = 0.6,
-            refine_focal: bool = True, seed: int = 0) -> SfMResult:
+def run_sfm(
+    rgb: np.ndarray,
+    K: np.ndarray | None = None,
+    max_images: int = 60,
+    min_registered: float = 0.6,
+    refine_focal: bool = True,
+    seed: int = 0,
+) -> SfMResult:
     """Cameras for the frames ``rgb (T, H, W, 3)``; ``K (3, 3)`` when the intrinsics are known.
 
     Raises :class:`ClipError` when fewer than ``min_registered`` of the submitted frames are registered.
@@ -80,8 +86,14 @@ def run_sfm(rgb: np.ndarray, K: np.ndarray | None = None, max_images: int = 60, 
         extraction.num_threads = 1
         extraction.sift.max_num_features = MAX_FEATURES
         extraction.sift.first_octave = -1 if max(H, W) < SMALL_IMAGE else 0
-        pycolmap.extract_features(db, images, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  extraction_options=extraction, device=pycolmap.Device.cpu)
+        pycolmap.extract_features(
+            db,
+            images,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=extraction,
+            device=pycolmap.Device.cpu,
+        )
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = 1
         if len(chosen) <= EXHAUSTIVE_UP_TO:
@@ -89,8 +101,9 @@ def run_sfm(rgb: np.ndarray, K: np.ndarray | None = None, max_images: int = 60, 
         else:
             pairing = pycolmap.SequentialPairingOptions()
             pairing.overlap, pairing.quadratic_overlap = OVERLAP, False
-            pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
-                                      device=pycolmap.Device.cpu)
+            pycolmap.match_sequential(
+                db, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+            )
         options = pycolmap.IncrementalPipelineOptions()
         options.num_threads = 1
         options.random_seed = seed
@@ -104,8 +117,10 @@ def run_sfm(rgb: np.ndarray, K: np.ndarray | None = None, max_images: int = 60, 
         options.ba_global_max_refinements = options.ba_local_max_refinements = 1
         models = pycolmap.incremental_mapping(db, images, out, options)
     if not models:
-        raise ClipError(f"SfM could not register the frames (no reconstruction from {len(chosen)} frames; "
-                        "a fixed camera or too little texture/parallax? use --camera static or given)")
+        raise ClipError(
+            f"SfM could not register the frames (no reconstruction from {len(chosen)} frames; "
+            "a fixed camera or too little texture/parallax? use --camera static or given)"
+        )
     recon = max(models.values(), key=lambda r: r.num_reg_images())
     return _result(recon, chosen, T, min_registered)
 
@@ -130,16 +145,24 @@ def _result(recon, chosen: np.ndarray, T: int, min_registered: float) -> SfMResu
             K[0, 2] -= 0.5
             K[1, 2] -= 0.5
     fraction = len(poses) / len(chosen)
-    info = {"sfm_frames": int(len(chosen)), "sfm_registered": len(poses), "sfm_points": int(recon.num_points3D()),
-            "sfm_reprojection_px": round(float(recon.compute_mean_reprojection_error()), 3)}
+    info = {
+        "sfm_frames": int(len(chosen)),
+        "sfm_registered": len(poses),
+        "sfm_points": int(recon.num_points3D()),
+        "sfm_reprojection_px": round(float(recon.compute_mean_reprojection_error()), 3),
+    }
     if fraction < min_registered or len(poses) < 2:
-        raise ClipError(f"SfM registered only {len(poses)} of {len(chosen)} frames (need {min_registered:.0%}); "
-                        "too little texture or parallax for a moving-camera reconstruction")
+        raise ClipError(
+            f"SfM registered only {len(poses)} of {len(chosen)} frames (need {min_registered:.0%}); "
+            "too little texture or parallax for a moving-camera reconstruction"
+        )
     camera = next(iter(recon.cameras.values()))
     longest = max(camera.width, camera.height)
     if not FOCAL_RANGE[0] <= K[0, 0] / longest <= FOCAL_RANGE[1]:
-        raise ClipError(f"SfM is degenerate: focal length {K[0, 0]:.0f} px for {longest}-px frames (no camera motion, "
-                        "or only a moving object? use --camera static or given)")
+        raise ClipError(
+            f"SfM is degenerate: focal length {K[0, 0]:.0f} px for {longest}-px frames (no camera motion, "
+            "or only a moving object? use --camera static or given)"
+        )
     registered = np.zeros(T, bool)
     registered[list(poses)] = True
     info["focal_px"] = round(float(K[0, 0]), 2)
@@ -254,7 +277,13 @@ def refine_with_depth(result: SfMResult, depth: np.ndarray, iters: int = 30, inl
         for k, xs in sums.items():
             xs = np.array(xs)
             points[k] = np.median(xs, axis=0) if len(xs) > 2 else xs.mean(0)
-    observations = {f: (result.observations[f][0], np.array([points[k] for k in keys[f]]).reshape(-1, 3))
-                    for f in frames}
-    return SfMResult(result.K, interpolate_poses(w2c, len(result.K)), result.registered, observations,
-                     {**result.info, "depth_refined": True})
+    observations = {
+        f: (result.observations[f][0], np.array([points[k] for k in keys[f]]).reshape(-1, 3)) for f in frames
+    }
+    return SfMResult(
+        result.K,
+        interpolate_poses(w2c, len(result.K)),
+        result.registered,
+        observations,
+        {**result.info, "depth_refined": True},
+    )

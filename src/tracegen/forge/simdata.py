@@ -56,9 +56,19 @@ class MovingCameraEnv:
         return self._path.pose(self._env.camera(camera), self._frame)
 
 
-def record_moving(suite: str, task: str, camera: str, seed: int, out: str | Path, path: CameraPath = CameraPath(),
-                  height: int = 224, width: int = 224, max_steps: int | None = None, embodiment: str | None = None,
-                  stop_on_success: bool = True) -> Path:
+def record_moving(
+    suite: str,
+    task: str,
+    camera: str,
+    seed: int,
+    out: str | Path,
+    path: CameraPath = CameraPath(),
+    height: int = 224,
+    width: int = 224,
+    max_steps: int | None = None,
+    embodiment: str | None = None,
+    stop_on_success: bool = True,
+) -> Path:
     """Record one expert rollout seen by ``camera`` moving along ``path`` as an episode under ``out``; returns its
     directory (named like the recorder's, with ``-moving`` after the camera). Existing episodes are kept."""
     from tracegen.io.episode import is_episode, write_episode

@@ -160,8 +160,18 @@ def _read(item: SourceItem, cfg: SourceConfig, keep_gt: bool) -> Clip:
     path = Path(item.path)
     if item.kind == "episode":
         ep = read_episode(path)
-        return Clip(item.name, ep.rgb, ep.fps, list(ep.instructions), ep.depth, True, ep.K, ep.w2c,
-                    meta={**ep.meta, "source_path": str(path)}, gt=ep.gt if keep_gt else None)
+        return Clip(
+            item.name,
+            ep.rgb,
+            ep.fps,
+            list(ep.instructions),
+            ep.depth,
+            True,
+            ep.K,
+            ep.w2c,
+            meta={**ep.meta, "source_path": str(path)},
+            gt=ep.gt if keep_gt else None,
+        )
     if item.kind == "lerobot":
         ep = lerobot.read_lerobot_episode(path, int(item.index), cfg.camera_key)
         return Clip(item.name, ep.rgb, ep.fps, list(ep.instructions), meta=dict(ep.meta))
@@ -207,12 +217,17 @@ def read_depth(path: Path, num_frames: int, hw: tuple[int, int], png_scale: floa
     if path.is_file():
         depth = load_npz(path, ("depth",))["depth"].astype(np.float32)
     else:
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() in (".png", ".npy", ".npz")),
-                       key=lambda p: natural_key(p.name))
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in (".png", ".npy", ".npz")),
+            key=lambda p: natural_key(p.name),
+        )
         depth = np.stack([_depth_frame(f, png_scale) for f in files]) if files else np.zeros((0,) + hw, np.float32)
     if depth.ndim != 3 or len(depth) != num_frames:
-        raise DataError(path, f"depth has {len(depth) if depth.ndim == 3 else depth.shape} frames, the video has "
-                              f"{num_frames} (missing or extra depth frames)")
+        raise DataError(
+            path,
+            f"depth has {len(depth) if depth.ndim == 3 else depth.shape} frames, the video has "
+            f"{num_frames} (missing or extra depth frames)",
+        )
     if depth.shape[1:] != tuple(hw):
         raise DataError(path, f"depth size {depth.shape[1]}x{depth.shape[2]} does not match the frames {hw[0]}x{hw[1]}")
     if not np.isfinite(depth).all():
@@ -241,8 +256,11 @@ def read_intrinsics(path: Path, num_frames: int) -> np.ndarray:
     try:
         if path.suffix == ".json":
             d = json.loads(path.read_text())
-            K = np.asarray(d["K"], np.float64) if "K" in d else np.array(
-                [[d["fx"], 0, d["cx"]], [0, d["fy"], d["cy"]], [0, 0, 1]], np.float64)
+            K = (
+                np.asarray(d["K"], np.float64)
+                if "K" in d
+                else np.array([[d["fx"], 0, d["cx"]], [0, d["fy"], d["cy"]], [0, 0, 1]], np.float64)
+            )
         elif path.suffix == ".npz":
             a = load_npz(path)
             K = np.asarray(a.get("K", a.get("intrinsics")), np.float64)
@@ -289,8 +307,14 @@ def _sample_gt(gt: GroundTruthTracks, keep: np.ndarray) -> GroundTruthTracks | N
     if not queries:
         return None
     frames = np.array([position[int(gt.query_frames[q])] for q in queries], np.int64)
-    return GroundTruthTracks(frames, gt.grid, gt.body_pose[keep], gt.point_body[queries], gt.point_local[queries],
-                             gt.visibility[queries][:, keep])
+    return GroundTruthTracks(
+        frames,
+        gt.grid,
+        gt.body_pose[keep],
+        gt.point_body[queries],
+        gt.point_local[queries],
+        gt.visibility[queries][:, keep],
+    )
 
 
 def resize(clip: Clip, max_size: int) -> Clip:

@@ -20,22 +20,54 @@ import numpy as np
 from tracegen.forge.flow import patch_offsets
 
 
-def surface_patches(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, p: np.ndarray, z: np.ndarray, radius: int,
-                    stride: int, abs_tol: float, rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
+def surface_patches(
+    depth: np.ndarray,
+    K: np.ndarray,
+    c2w: np.ndarray,
+    p: np.ndarray,
+    z: np.ndarray,
+    radius: int,
+    stride: int,
+    abs_tol: float,
+    rel_tol: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """The surface around points ``p (P, 2)`` (planar depth ``z (P,)``) as 3D samples relative to the point:
     ``offsets (P, M, 3)`` float32 in world axes and ``mask (P, M)`` (on the point's surface: similar depth)."""
     ox, oy, _ = patch_offsets(radius, stride)
     offsets, mask = np.empty((len(p), len(ox), 3), np.float32), np.empty((len(p), len(ox)), np.bool_)
-    _lift_surfaces(np.ascontiguousarray(depth), np.asarray(K, np.float64), np.asarray(c2w, np.float64),
-                   np.ascontiguousarray(p, np.float64), np.ascontiguousarray(z, np.float64), ox, oy, float(abs_tol),
-                   float(rel_tol), offsets, mask)
+    _lift_surfaces(
+        np.ascontiguousarray(depth),
+        np.asarray(K, np.float64),
+        np.asarray(c2w, np.float64),
+        np.ascontiguousarray(p, np.float64),
+        np.ascontiguousarray(z, np.float64),
+        ox,
+        oy,
+        float(abs_tol),
+        float(rel_tol),
+        offsets,
+        mask,
+    )
     return offsets, mask
 
 
-def align_surface(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, offsets: np.ndarray, mask: np.ndarray,
-                  R: np.ndarray, centre: np.ndarray, p_init: np.ndarray, prior: float = 2e-4,
-                  rot_damping: float = 2e-3, iters: int = 4, abs_tol: float = 0.01, rel_tol: float = 0.02,
-                  huber: float = 0.002, min_pixels: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def align_surface(
+    depth: np.ndarray,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    offsets: np.ndarray,
+    mask: np.ndarray,
+    R: np.ndarray,
+    centre: np.ndarray,
+    p_init: np.ndarray,
+    prior: float = 2e-4,
+    rot_damping: float = 2e-3,
+    iters: int = 4,
+    abs_tol: float = 0.01,
+    rel_tol: float = 0.02,
+    huber: float = 0.002,
+    min_pixels: int = 8,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit each point's lifted surface rigidly to this frame's depth.
 
     The surface of point i is ``centre_i + R_i @ offsets_i`` (world). Gauss-Newton steps on the projective depth
@@ -62,9 +94,20 @@ def align_surface(depth: np.ndarray, K: np.ndarray, w2c: np.ndarray, offsets: np
         return R_out, centre_out, p_out.copy(), ok
     p_out = p_out.copy()
     params = np.array([prior, rot_damping, abs_tol, rel_tol, huber], np.float64)
-    _fit_surfaces(np.ascontiguousarray(depth, np.float32), np.asarray(K, np.float64), np.asarray(w2c, np.float64),
-                  np.ascontiguousarray(offsets, np.float32), np.ascontiguousarray(mask, np.bool_), params, int(iters),
-                  int(min_pixels), R_out, centre_out, p_out, ok)
+    _fit_surfaces(
+        np.ascontiguousarray(depth, np.float32),
+        np.asarray(K, np.float64),
+        np.asarray(w2c, np.float64),
+        np.ascontiguousarray(offsets, np.float32),
+        np.ascontiguousarray(mask, np.bool_),
+        params,
+        int(iters),
+        int(min_pixels),
+        R_out,
+        centre_out,
+        p_out,
+        ok,
+    )
     return R_out, centre_out, p_out, ok
 
 
@@ -91,8 +134,6 @@ def _lift_surfaces(depth, K, c2w, p, z, ox, oy, abs_tol, rel_tol, offsets, mask)
                 offsets[i, m, k] = x * c2w[k, 0] + y * c2w[k, 1] + dz * c2w[k, 2]
 
 
-
-
 @numba.njit(cache=True, nogil=True)
 def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, centre, p, ok):  # pragma: no cover
     """In place: ``R (P, 3, 3)``, ``centre (P, 3)``, ``p (P, 2)`` (photometric estimate in, fitted pixel out) and
@@ -113,8 +154,9 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
         c[1] += (p[i, 1] - (fy * c[1] / zc + cy)) * zc / fy
         used = 0
         for _ in range(iters):
-            used = _normal_equations(depth, fx, fy, cx, cy, offsets[i], mask[i], Rcam, c, abs_tol, rel_tol, huber,
-                                     A, b, J)
+            used = _normal_equations(
+                depth, fx, fy, cx, cy, offsets[i], mask[i], Rcam, c, abs_tol, rel_tol, huber, A, b, J
+            )
             _add_priors(A, b, Jp, c, p[i], fx, fy, cx, cy, prior, rot_damping)
             _solve(A, b, step)
             for k in range(3):
@@ -122,8 +164,10 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
             _so3_exp(-step[3], -step[4], -step[5], rot)
             _matmul3(rot, Rcam, tmp)
             Rcam[:] = tmp
-            if max(abs(step[0]), abs(step[1]), abs(step[2])) < 1e-6 and max(abs(step[3]), abs(step[4]),
-                                                                             abs(step[5])) < 1e-6:
+            if (
+                max(abs(step[0]), abs(step[1]), abs(step[2])) < 1e-6
+                and max(abs(step[3]), abs(step[4]), abs(step[5])) < 1e-6
+            ):
                 break
         zc = c[2] if c[2] > 1e-6 else 1.0
         u, v = fx * c[0] / zc + cx, fy * c[1] / zc + cy
@@ -137,8 +181,9 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
 
 
 @numba.njit(cache=True, nogil=True)
-def _normal_equations(depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, rel_tol, huber,
-                      A, b, J):  # pragma: no cover
+def _normal_equations(
+    depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, rel_tol, huber, A, b, J
+):  # pragma: no cover
     """Fill ``A (6, 6)``, ``b (6,)`` with one point's Gauss-Newton normal equations of the depth residual (unknowns:
     translation, then rotation about the point, camera axes; ``J (6,)`` is a work buffer); returns how many surface
     samples took part."""
@@ -164,8 +209,16 @@ def _normal_equations(depth, fx, fy, cx, cy, offsets, mask, Rcam, c, abs_tol, re
         d00, d01 = np.float64(depth[v0, u0]), np.float64(depth[v0, u0 + 1])
         d10, d11 = np.float64(depth[v0 + 1, u0]), np.float64(depth[v0 + 1, u0 + 1])
         tol = abs_tol + rel_tol * z
-        if not (d00 > 0 and d01 > 0 and d10 > 0 and d11 > 0 and abs(d00 - z) < tol and abs(d01 - z) < tol
-                and abs(d10 - z) < tol and abs(d11 - z) < tol):
+        if not (
+            d00 > 0
+            and d01 > 0
+            and d10 > 0
+            and d11 > 0
+            and abs(d00 - z) < tol
+            and abs(d01 - z) < tol
+            and abs(d10 - z) < tol
+            and abs(d11 - z) < tol
+        ):
             continue  # all four neighbours on the surface: no interpolation across edges
         used += 1
         res = (1 - fu) * (1 - fv) * d00 + fu * (1 - fv) * d01 + (1 - fu) * fv * d10 + fu * fv * d11 - z

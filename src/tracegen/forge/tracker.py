@@ -137,9 +137,12 @@ class ForgeTracker(StatelessStage):
             self._birth(st, t, grid, depth, K, w2c, lift)
             if t > 0:
                 active = np.flatnonzero((st.born < t) & (t < st.end))
-                same_camera = clip.camera_static or (K is not None and w2c is not None and
-                                                     np.array_equal(K[t], K[t - 1]) and
-                                                     np.array_equal(w2c[t], w2c[t - 1]))
+                same_camera = clip.camera_static or (
+                    K is not None
+                    and w2c is not None
+                    and np.array_equal(K[t], K[t - 1])
+                    and np.array_equal(w2c[t], w2c[t - 1])
+                )
                 self._step(st, images, active[st.visible[active]], t, depth, K, w2c, lift, same_camera)
                 hidden = active[~st.visible[active]]
                 if lift:
@@ -191,8 +194,9 @@ class ForgeTracker(StatelessStage):
                 if st.surf is not None:
                     self._new_surfaces(st, new, t, depth, K, w2c)
 
-    def _step(self, st: _State, images: ClipImages, vis: np.ndarray, t: int, depth, K, w2c, lift: bool,
-              same_camera: bool) -> None:
+    def _step(
+        self, st: _State, images: ClipImages, vis: np.ndarray, t: int, depth, K, w2c, lift: bool, same_camera: bool
+    ) -> None:
         """Advance the visible tracks ``vis`` from frame t - 1 to t."""
         cfg = self.cfg
         if same_camera and len(vis):
@@ -236,8 +240,17 @@ class ForgeTracker(StatelessStage):
         self._update(st, good, t, p1[ok], z_new[ok], K, w2c, lift)
         st.visible[lost] = False  # position: held (2D) or re-projected from the world point (3D)
 
-    def _snap(self, st: _State, vis: np.ndarray, p1: np.ndarray, z_ref: np.ndarray, z_found: np.ndarray,
-              z_ok: np.ndarray, off: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _snap(
+        self,
+        st: _State,
+        vis: np.ndarray,
+        p1: np.ndarray,
+        z_ref: np.ndarray,
+        z_found: np.ndarray,
+        z_ok: np.ndarray,
+        off: np.ndarray,
+        depth: np.ndarray,
+    ) -> np.ndarray:
         """Steps of tracks ``vis`` that landed just across a depth edge (``off``) move back onto their surface
         (:func:`snap_to_surface`; ``p1``, ``z_found`` and ``z_ok`` are updated in place). An occluder sliding over a
         point would hold it at its edge frame after frame, so only ``snap_max_run`` steps in a row may snap.
@@ -246,8 +259,9 @@ class ForgeTracker(StatelessStage):
         if cfg.snap_radius <= 0:
             return np.zeros(0, np.int64)
         near = np.flatnonzero(off & (st.snaps[vis] < cfg.snap_max_run))
-        p_snap, z_snap, hit = snap_to_surface(depth, p1[near], z_ref[near], cfg.snap_radius, cfg.depth_abs_tol,
-                                              cfg.depth_rel_tol)
+        p_snap, z_snap, hit = snap_to_surface(
+            depth, p1[near], z_ref[near], cfg.snap_radius, cfg.depth_abs_tol, cfg.depth_rel_tol
+        )
         near = near[hit]
         p1[near], z_found[near], z_ok[near] = p_snap[hit], z_snap[hit], True
         run = np.zeros(len(vis), np.int64)
@@ -261,14 +275,24 @@ class ForgeTracker(StatelessStage):
         idx = idx[st.has_z[idx] & np.isfinite(st.world[idx]).all(1)]
         if not len(idx):
             return
-        off, mask = surface_patches(depth[t], K[t], invert_rigid(w2c[t]), st.pos[idx], st.z[idx], cfg.surface_radius,
-                                    cfg.surface_stride, SURFACE_ABS_TOL, SURFACE_REL_TOL)
+        off, mask = surface_patches(
+            depth[t],
+            K[t],
+            invert_rigid(w2c[t]),
+            st.pos[idx],
+            st.z[idx],
+            cfg.surface_radius,
+            cfg.surface_stride,
+            SURFACE_ABS_TOL,
+            SURFACE_REL_TOL,
+        )
         surf = st.surf
         surf.offsets[idx], surf.mask[idx] = off, mask
         surf.R[idx], surf.centre[idx], surf.ready[idx] = np.eye(3), st.world[idx], True
 
-    def _align_surfaces(self, st: _State, vis: np.ndarray, p1: np.ndarray, t: int, depth, K, w2c
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def _align_surfaces(
+        self, st: _State, vis: np.ndarray, p1: np.ndarray, t: int, depth, K, w2c
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The geometric step (:func:`align_surface`) of the tracks ``vis`` that have a surface: their pixels
         ``(P, 2)`` and the fitted surfaces' depths at them ``(P,)`` (NaN where nothing was fitted)."""
         cfg, surf = self.cfg, st.surf
@@ -277,9 +301,21 @@ class ForgeTracker(StatelessStage):
         if not len(sel):
             return p1, z_fit
         ids = vis[sel]
-        R, centre, p, ok = align_surface(depth[t], K[t], w2c[t], surf.offsets[ids], surf.mask[ids], surf.R[ids],
-                                         surf.centre[ids], p1[sel], cfg.surface_prior, cfg.surface_rot_damping,
-                                         cfg.surface_iters, SURFACE_ABS_TOL, SURFACE_REL_TOL)
+        R, centre, p, ok = align_surface(
+            depth[t],
+            K[t],
+            w2c[t],
+            surf.offsets[ids],
+            surf.mask[ids],
+            surf.R[ids],
+            surf.centre[ids],
+            p1[sel],
+            cfg.surface_prior,
+            cfg.surface_rot_damping,
+            cfg.surface_iters,
+            SURFACE_ABS_TOL,
+            SURFACE_REL_TOL,
+        )
         surf.R[ids], surf.centre[ids] = R, centre
         out = p1.copy()
         out[sel] = p
@@ -362,8 +398,9 @@ class ForgeTracker(StatelessStage):
         st.pos[ids], st.z[ids] = p[fitted], z_fit[fitted]
         st.world[ids] = st.surf.centre[ids]
 
-    def _reacquire(self, st: _State, images: ClipImages, hidden: np.ndarray, t: int, depth, K, w2c,
-                   lift: bool, static_camera: bool) -> None:
+    def _reacquire(
+        self, st: _State, images: ClipImages, hidden: np.ndarray, t: int, depth, K, w2c, lift: bool, static_camera: bool
+    ) -> None:
         """Hidden points whose last-seen patch is visible again near their predicted position become visible.
 
         First the patch is compared at the prediction itself (a held static point that reappears is exactly there);
@@ -427,15 +464,17 @@ class LKTracker(StatelessStage):
             alive = np.ones(N, bool)
             for step in range(lengths[q]):
                 if step:
-                    p, status, _ = cv2.calcOpticalFlowPyrLK(gray[f + step - 1], gray[f + step], p, None,
-                                                            winSize=(15, 15), maxLevel=3)
+                    p, status, _ = cv2.calcOpticalFlowPyrLK(
+                        gray[f + step - 1], gray[f + step], p, None, winSize=(15, 15), maxLevel=3
+                    )
                     alive &= status[:, 0] == 1
                 uv[q, :, step] = p[:, 0]
                 vis[q, :, step] = alive
                 if lift:
                     z = nearest_depth(clip.depth[f + step], uv[q, :, step])
-                    X = pixels_to_world(np.concatenate([uv[q, :, step], z[:, None]], 1), clip.K[f + step],
-                                        clip.w2c[f + step])
+                    X = pixels_to_world(
+                        np.concatenate([uv[q, :, step], z[:, None]], 1), clip.K[f + step], clip.w2c[f + step]
+                    )
                     world[q, :, step] = np.where((z > 0)[:, None], X, np.nan)
         clip.tracks = Tracks(queries, uv, vis, lengths, world)
         return clip

@@ -118,8 +118,9 @@ def gt_samples(ep: Episode, config: WindowConfig = WindowConfig()) -> tuple[list
 # ---------------------------------------------------------------------------------------------- TraceForge stage
 
 
-def robust_speeds(reference: list[np.ndarray], query_frames: np.ndarray, num_frames: int, top_fraction: float = 0.02
-                  ) -> np.ndarray:
+def robust_speeds(
+    reference: list[np.ndarray], query_frames: np.ndarray, num_frames: int, top_fraction: float = 0.02
+) -> np.ndarray:
     """Per-frame motion ``(T,)`` of the clip in pixels per frame: the mean step length of the fastest
     ``top_fraction`` of points (camera-compensated), averaged over the windows covering each frame."""
     total, count = np.zeros(num_frames), np.zeros(num_frames)
@@ -179,8 +180,13 @@ class Windows(StatelessStage):
 
     name = "windows"
 
-    def __init__(self, window: WindowConfig = WindowConfig(), trim_static: bool = True, static_speed: float = 0.002,
-                 max_invalid_fraction: float = 0.5):
+    def __init__(
+        self,
+        window: WindowConfig = WindowConfig(),
+        trim_static: bool = True,
+        static_speed: float = 0.002,
+        max_invalid_fraction: float = 0.5,
+    ):
         self.window, self.trim_static = window, trim_static
         self.static_speed, self.max_invalid_fraction = static_speed, max_invalid_fraction
 
@@ -216,8 +222,9 @@ class Windows(StatelessStage):
         return out
 
 
-def retarget_frames(traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig()
-                    ) -> tuple[np.ndarray, int]:
+def retarget_frames(
+    traj: np.ndarray, height: int, width: int, config: RetargetConfig = RetargetConfig()
+) -> tuple[np.ndarray, int]:
     """The fractional frame index of every retargeted step of :func:`tracegen.traces.retarget` and the number of
     valid steps: ``retarget(traj).traj[:, :count]`` equals ``traj`` linearly interpolated at these frames.
 

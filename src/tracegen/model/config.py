@@ -80,23 +80,32 @@ class TraceGenConfig:
             raise ValueError(f"loss_norm must be 'squared' or 'distance', got {self.loss_norm!r}")
         paths_of_increments = (self.prediction, self.loss_space, self.target) == ("x0", "x0", "increments")
         if self.loss_norm == "distance" and not paths_of_increments:
-            raise ValueError("loss_norm='distance' measures the paths of x0's increments: it needs prediction='x0', "
-                             "loss_space='x0' and target='increments'")
+            raise ValueError(
+                "loss_norm='distance' measures the paths of x0's increments: it needs prediction='x0', "
+                "loss_space='x0' and target='increments'"
+            )
         if self.moving_weight < 0 or self.moving_threshold <= 0:
-            raise ValueError(f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
-                             f"{self.moving_threshold}")
+            raise ValueError(
+                f"moving_weight must be >= 0 and moving_threshold > 0, got {self.moving_weight}, "
+                f"{self.moving_threshold}"
+            )
         if self.target not in ("increments", "offsets") or self.offset_scale <= 0:
-            raise ValueError(f"target must be 'increments' or 'offsets' and offset_scale > 0, got {self.target!r}, "
-                             f"{self.offset_scale}")
+            raise ValueError(
+                f"target must be 'increments' or 'offsets' and offset_scale > 0, got {self.target!r}, "
+                f"{self.offset_scale}"
+            )
         if self.target == "offsets" and self.path_loss:
             raise ValueError("path_loss needs target='increments': with target='offsets' the loss is on the path")
         if self.retrieval and (self.decoder != "dit" or self.prediction != "x0" or self.target != "increments"):
-            raise ValueError("retrieval=True needs decoder='dit', prediction='x0' and target='increments' (the "
-                             f"decoder corrects the retrieved increments), got {self.decoder!r}, {self.prediction!r}, "
-                             f"{self.target!r}")
+            raise ValueError(
+                "retrieval=True needs decoder='dit', prediction='x0' and target='increments' (the "
+                f"decoder corrects the retrieved increments), got {self.decoder!r}, {self.prediction!r}, "
+                f"{self.target!r}"
+            )
         if self.retrieval_scene and not self.retrieval:
-            raise ValueError("retrieval_scene=True shows the decoder the retrieved triplet's observation; it needs "
-                             "retrieval=True")
+            raise ValueError(
+                "retrieval_scene=True shows the decoder the retrieved triplet's observation; it needs retrieval=True"
+            )
         if self.retrieval_top_k < 1:
             raise ValueError(f"retrieval_top_k must be >= 1, got {self.retrieval_top_k}")
         if self.point_head and self.decoder != "dit":
@@ -131,7 +140,14 @@ class TraceGenConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: builds and trains in a fraction of a second
     "tiny": dict(
-        dim=32, depth=1, heads=2, point_patch=2, image_size=32, image_channels=(8, 16), image_tokens=2, sample_steps=2,
+        dim=32,
+        depth=1,
+        heads=2,
+        point_patch=2,
+        image_size=32,
+        image_channels=(8, 16),
+        image_tokens=2,
+        sample_steps=2,
         point_features=8,
     ),
     # the CPU default: fast enough to pretrain on a laptop and plan in well under 100 ms

@@ -55,11 +55,14 @@ class RetrievalBank:
     has_depth: torch.Tensor | None = None  # (R,) bool (retrieval_scene)
 
     def __post_init__(self) -> None:
-        sizes = [len(self.traces)] + [len(x) for x in (self.episodes, self.rgb, self.depth, self.has_depth)
-                                      if x is not None]
+        sizes = [len(self.traces)] + [
+            len(x) for x in (self.episodes, self.rgb, self.depth, self.has_depth) if x is not None
+        ]
         if any(n != len(self.keys) for n in sizes):
-            raise ValueError(f"a retrieval bank needs one key, trace, episode and scene per triplet, got "
-                             f"{len(self.keys)} keys and {sizes}")
+            raise ValueError(
+                f"a retrieval bank needs one key, trace, episode and scene per triplet, got "
+                f"{len(self.keys)} keys and {sizes}"
+            )
         if (self.rgb is None) != (self.depth is None) or (self.rgb is None) != (self.has_depth is None):
             raise ValueError("a retrieval bank's scenes need rgb, depth and has_depth together")
         names = sorted(set(self.episodes or []))
@@ -85,16 +88,21 @@ class RetrievalBank:
             raise ValueError("a retrieval bank needs at least one training triplet")
         text = torch.from_numpy(np.asarray(text_encoder.encode([e.instructions[0] for e in examples])))
         keys = [
-            retrieval_keys(torch.from_numpy(np.stack([e.rgb for e in examples[i : i + chunk]])) / 255.0,
-                           text[i : i + chunk])
+            retrieval_keys(
+                torch.from_numpy(np.stack([e.rgb for e in examples[i : i + chunk]])) / 255.0, text[i : i + chunk]
+            )
             for i in range(0, len(examples), chunk)
         ]
         traces = torch.from_numpy(np.stack([(e.x0 * e.mask).astype(np.float16) for e in examples]))
         observations = (
-            torch.from_numpy(np.stack([e.rgb for e in examples])),
-            torch.from_numpy(np.stack([e.depth.astype(np.float16) for e in examples])),
-            torch.tensor([e.has_depth for e in examples]),
-        ) if scenes else ()
+            (
+                torch.from_numpy(np.stack([e.rgb for e in examples])),
+                torch.from_numpy(np.stack([e.depth.astype(np.float16) for e in examples])),
+                torch.tensor([e.has_depth for e in examples]),
+            )
+            if scenes
+            else ()
+        )
         return cls(torch.cat(keys), traces, [e.episode_id for e in examples], *observations)
 
     def __len__(self) -> int:
@@ -106,18 +114,24 @@ class RetrievalBank:
         """Refuse a bank made for another text encoder, grid or horizon, or without the ``scene_size`` square
         observations a ``retrieval_scene`` model needs (``source`` names the bank in the message)."""
         if self.keys.shape[1] != key_size or tuple(self.traces.shape[1:]) != trace_shape:
-            raise DataError(source, f"retrieval bank of keys {self.keys.shape[1]} and traces "
-                            f"{tuple(self.traces.shape[1:])} does not fit the model (keys {key_size}, traces "
-                            f"{trace_shape})")
+            raise DataError(
+                source,
+                f"retrieval bank of keys {self.keys.shape[1]} and traces "
+                f"{tuple(self.traces.shape[1:])} does not fit the model (keys {key_size}, traces "
+                f"{trace_shape})",
+            )
         if scene_size is None:
             return
         S, held = scene_size, None
         if self.rgb is not None:
             held = (tuple(self.rgb.shape[1:]), self.rgb.dtype, tuple(self.depth.shape[1:]))
         if held != ((3, S, S), torch.uint8, (1, S, S)):
-            raise DataError(source, f"the model has retrieval_scene=True and needs the bank's observations at {S}x{S} "
-                            f"(RGB (3, {S}, {S}) uint8, depth (1, {S}, {S})); this bank has "
-                            f"{'none' if held is None else held}: rebuild it by training")
+            raise DataError(
+                source,
+                f"the model has retrieval_scene=True and needs the bank's observations at {S}x{S} "
+                f"(RGB (3, {S}, {S}) uint8, depth (1, {S}, {S})); this bank has "
+                f"{'none' if held is None else held}: rebuild it by training",
+            )
 
     def scenes(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         """The observations of bank triplets ``index (B,)`` as batch fields: ``retrieved_rgb (B, 3, S, S)`` in [0,

@@ -114,8 +114,10 @@ class TraceGen(nn.Module):
         if not self.cfg.retrieval:
             return batch
         if self.bank is None:
-            raise ValueError("this model has retrieval=True but no retrieval bank: train it, or load a checkpoint "
-                             f"that has its {BANK}")
+            raise ValueError(
+                "this model has retrieval=True but no retrieval bank: train it, or load a checkpoint "
+                f"that has its {BANK}"
+            )
         keys = retrieval_keys(batch["rgb"].cpu(), batch["text_emb"].cpu())
         index = self.bank.nearest(keys, exclude=exclude, top_k=top_k, generator=generator)  # (B,)
         found = {"retrieved": self.bank.traces[index].float()}
@@ -363,8 +365,12 @@ class TraceGen(nn.Module):
             raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
         if cfg.retrieval and load_bank:
             model.bank = RetrievalBank.load(path / BANK)
-            model.bank.check(THUMBNAIL_KEY + cfg.text_dim, (cfg.num_points, cfg.horizon, 3), path / BANK,
-                             cfg.image_size if cfg.retrieval_scene else None)
+            model.bank.check(
+                THUMBNAIL_KEY + cfg.text_dim,
+                (cfg.num_points, cfg.horizon, 3),
+                path / BANK,
+                cfg.image_size if cfg.retrieval_scene else None,
+            )
         return model.eval()
 
 

@@ -28,9 +28,7 @@ def _fail(message: str) -> None:
 def record(
     out: Annotated[Path, Opt(help="Output directory (one sub-directory per episode).")],
     suite: Annotated[str, Opt(help="metaworld or robosuite.")] = "metaworld",
-    task: Annotated[
-        str, Opt(help="Task name, e.g. drawer-open (Meta-World) or Lift (robosuite).")
-    ] = "drawer-open",
+    task: Annotated[str, Opt(help="Task name, e.g. drawer-open (Meta-World) or Lift (robosuite).")] = "drawer-open",
     camera: Annotated[
         list[str],
         Opt(
@@ -40,15 +38,11 @@ def record(
     ] = ("corner3",),
     embodiment: Annotated[str | None, Opt(help="Meta-World: sawyer, floating_gripper, hand.")] = None,
     robot: Annotated[str | None, Opt(help="robosuite arm: Panda, Sawyer, IIWA, UR5e, Jaco, Kinova3.")] = None,
-    episodes: Annotated[
-        int, Opt(min=1, help="Rollouts to keep (successful ones unless --keep-failures).")
-    ] = 5,
+    episodes: Annotated[int, Opt(min=1, help="Rollouts to keep (successful ones unless --keep-failures).")] = 5,
     seed: Annotated[int, Opt(help="First seed; later rollouts use seed + 1, seed + 2, ...")] = 0,
     height: Annotated[int, Opt(min=16)] = 224,
     width: Annotated[int, Opt(min=16)] = 224,
-    default_look: Annotated[
-        bool, Opt(help="MuJoCo's default look (shadows, reflections, MSAA); ~4x slower.")
-    ] = False,
+    default_look: Annotated[bool, Opt(help="MuJoCo's default look (shadows, reflections, MSAA); ~4x slower.")] = False,
     max_steps: Annotated[int | None, Opt(help="Step limit (default: the task's).")] = None,
     stop_on_success: Annotated[bool, Opt(help="End an episode a few steps after the task succeeds.")] = True,
     keep_failures: Annotated[bool, Opt(help="Also write unsuccessful rollouts.")] = False,
@@ -75,9 +69,7 @@ def record(
     )
     try:
         result = record_group(entry, out, cfg, progress=progress)
-    except (
-        ValueError
-    ) as e:  # unknown suite / task / embodiment / robot / camera: the message lists valid names
+    except ValueError as e:  # unknown suite / task / embodiment / robot / camera: the message lists valid names
         _fail(str(e))
     typer.echo(summary_table([result]))
     if len(result.seeds) < episodes:
@@ -99,8 +91,10 @@ def corpus(
     episodes: Annotated[int | None, Opt(help="Override every entry's episode count.")] = None,
     embodiment: Annotated[
         str | None,
-        Opt(help="Override every entry's embodiment (robot for robosuite), e.g. the benchmark's target set "
-            "with the hand-like effector for a cross-embodiment warm-up."),
+        Opt(
+            help="Override every entry's embodiment (robot for robosuite), e.g. the benchmark's target set "
+            "with the hand-like effector for a cross-embodiment warm-up."
+        ),
     ] = None,
     progress: Annotated[bool, Opt(help="Show a progress bar.")] = True,
 ) -> None:

@@ -105,9 +105,7 @@ EMBODIMENTS: dict[str, Embodiment] = {
     for e in (
         Embodiment("sawyer", "stock Sawyer arm and two-finger gripper", _edit_sawyer),
         Embodiment("floating_gripper", "Sawyer gripper only; arm links invisible", _edit_floating_gripper),
-        Embodiment(
-            "hand", "skin-coloured hand (palm, 4 fingers, thumb), sleeve; robot invisible", _edit_hand
-        ),
+        Embodiment("hand", "skin-coloured hand (palm, 4 fingers, thumb), sleeve; robot invisible", _edit_hand),
     )
 }
 

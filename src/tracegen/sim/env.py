@@ -40,9 +40,7 @@ class SimEnv(ABC):
     upright_cameras: tuple[str, ...] = ()
     visible_geom_groups: tuple[int, ...] = (0, 1, 2)
 
-    def __init__(
-        self, task: str, embodiment: str, height: int = 224, width: int = 224, fast_render: bool = True
-    ):
+    def __init__(self, task: str, embodiment: str, height: int = 224, width: int = 224, fast_render: bool = True):
         self.task, self.embodiment = task, embodiment
         self.height, self.width, self.fast_render = height, width, fast_render
         self._renderer: SceneRenderer | None = None

@@ -241,9 +241,7 @@ def door(w: Waypoints) -> Actions:
     down = -np.sign(np.cross(axis, grasp - anchor)[2])  # turning this way moves the lever's end down
     here = w.grasp_point()
     turn = np.radians(85)  # the latch clears the frame beyond ~75 degrees
-    yield from w.path(
-        arc(here, R, anchor, axis, down * np.linspace(0.25, 1.0, 5) * turn), CLOSE, max_steps=20
-    )
+    yield from w.path(arc(here, R, anchor, axis, down * np.linspace(0.25, 1.0, 5) * turn), CLOSE, max_steps=20)
     hinge, hinge_axis = _joint_frame(env, "Door_hinge")
     here, R = w.grasp_point(), _axis_rotation(axis, down * turn) @ R
     yield from w.path(arc(here, R, hinge, hinge_axis, np.linspace(0.08, 0.45, 6)), CLOSE, max_steps=25)

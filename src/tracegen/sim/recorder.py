@@ -82,9 +82,7 @@ class _CameraTrack:
         self.w2c.append(w2c)
 
 
-def record_rollout(
-    env: SimEnv, cameras: list[CameraSpec], seed: int, cfg: RecordConfig = RecordConfig()
-) -> Rollout:
+def record_rollout(env: SimEnv, cameras: list[CameraSpec], seed: int, cfg: RecordConfig = RecordConfig()) -> Rollout:
     """Run the expert from ``seed`` and record it from every camera (frame t is the state before action t)."""
     env.reset(seed)
     cams = [_CameraTrack(c.for_episode(seed), TrackRecorder(env.model, cfg.grid)) for c in cameras]
@@ -160,10 +158,7 @@ class CorpusEntry:
         return [CameraSpec.parse(c) for c in self.cameras]
 
     def paths(self, out: Path, seed: int) -> list[Path]:
-        return [
-            out / episode_name(self.suite, self.task, self.embodiment, c.label, seed)
-            for c in self.camera_specs()
-        ]
+        return [out / episode_name(self.suite, self.task, self.embodiment, c.label, seed) for c in self.camera_specs()]
 
 
 @dataclass
@@ -211,9 +206,7 @@ def record_group(
                 bar.update(1)
                 continue
             if env is None:
-                env = make_env(
-                    entry.suite, entry.task, entry.embodiment, cfg.height, cfg.width, cfg.fast_render
-                )
+                env = make_env(entry.suite, entry.task, entry.embodiment, cfg.height, cfg.width, cfg.fast_render)
             rollout = record_rollout(env, specs, seed, cfg)
             result.attempts += 1
             result.successes += rollout.success
@@ -252,9 +245,7 @@ def expand_entries(raw: Iterable[dict]) -> list[CorpusEntry]:
         item = dict(item)
         suite = item.pop("suite")
         tasks = _as_list(item.pop("tasks", None) or item.pop("task"))
-        embodiments = _as_list(
-            item.pop("embodiments", None) or item.pop("robots", None) or item.pop("embodiment")
-        )
+        embodiments = _as_list(item.pop("embodiments", None) or item.pop("robots", None) or item.pop("embodiment"))
         cameras = tuple(_as_list(item.pop("cameras", None) or item.pop("camera")))
         episodes, seed = int(item.pop("episodes")), int(item.pop("seed", 0))
         if item:
@@ -368,9 +359,7 @@ def build_corpus(
     from tqdm.auto import tqdm
 
     results = []
-    with tqdm(
-        total=sum(e.episodes for e in entries), desc="corpus", unit="rollout", disable=not progress
-    ) as bar:
+    with tqdm(total=sum(e.episodes for e in entries), desc="corpus", unit="rollout", disable=not progress) as bar:
         for r in _run(jobs, workers):
             results.append(r)
             bar.update(r.entry.episodes)

@@ -157,9 +157,7 @@ class SceneRenderer:
 
     def _update_scene(self, data: mujoco.MjData, pose: CameraPose) -> None:
         scene = self._scene
-        mujoco.mjv_updateScene(
-            self.model, data, self.option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, scene
-        )
+        mujoco.mjv_updateScene(self.model, data, self.option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, scene)
         if self.fast:
             scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
             scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
