@@ -20,22 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-AVDC_TASKS = (
-    "door-open",
-    "door-close",
-    "basketball",
-    "shelf-place",
-    "button-press",
-    "button-press-topdown",
-    "faucet-close",
-    "faucet-open",
-    "handle-press",
-    "hammer",
-    "assembly",
-)
-
 
 def record_static(out: Path) -> None:
+    from tracegen.sim.protocol import AVDC_TASKS
     from tracegen.sim.recorder import RecordConfig, build_corpus, expand_entries, summary_table
 
     entries = expand_entries(
@@ -63,6 +50,7 @@ def record_static(out: Path) -> None:
 
 def record_moving_set(out: Path) -> None:
     from tracegen.forge.simdata import record_moving
+    from tracegen.sim.protocol import AVDC_TASKS
 
     for task in AVDC_TASKS:
         start = time.perf_counter()
@@ -71,6 +59,7 @@ def record_moving_set(out: Path) -> None:
 
 
 def record_clips150(out: Path) -> None:
+    from tracegen.sim.protocol import AVDC_TASKS
     from tracegen.sim.recorder import RecordConfig, build_corpus, expand_entries, summary_table
 
     entries = expand_entries(

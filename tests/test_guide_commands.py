@@ -5,6 +5,7 @@ ablation script and a corpus file. (The TraceForge paths are in tests/forge/test
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -19,13 +20,24 @@ from tracegen.io.trace_dataset import TraceDataset
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--preset", "tiny", "batch_size=4", "val_fraction=0.25", "threads=1"]
+TINY = "--preset tiny batch_size=4 val_fraction=0.25 threads=1"
 
 
-def tracegen(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+def tracegen(command: str) -> str:
+    """Runs ``tracegen COMMAND`` (a command line, as the GUIDE writes it) in-process; returns its output."""
+    result = CliRunner().invoke(app, shlex.split(command), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def script(command: str) -> str:
+    """Runs ``python benchmarks/COMMAND`` as a user would; returns its output."""
+    name, *args = shlex.split(command)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
 
 
 @pytest.fixture(scope="module")
@@ -34,72 +46,42 @@ def official(tmp_path_factory):
     root = tmp_path_factory.mktemp("guide")
     for i in range(4):
         write_episode(root / "eps" / f"ep{i}", synthetic_episode(T=30, speed=0.01 * (i + 1), seed=i))
-    assert "samples: " in tracegen("convert", root / "eps", root / "official", "--to", "official")
+    assert "samples: " in tracegen(f"convert {root / 'eps'} {root / 'official'} --to official")
     return root
 
 
 def test_official_outputs_inspect_train_and_convert(official, tmp_path):
-    summary = json.loads(tracegen("inspect", official / "official", "--json"))
+    summary = json.loads(tracegen(f"inspect {official / 'official'} --json"))
     assert summary["kind"] == "official" and summary["samples"] > 0
-    tracegen("train", "--data", official / "official", "--out", tmp_path / "pre", "--steps", 2, *TINY)
+    tracegen(f"train --data {official / 'official'} --out {tmp_path / 'pre'} --steps 2 {TINY}")
     assert (tmp_path / "pre" / "model.safetensors").is_file()
-    tracegen("convert", official / "official", tmp_path / "traces", "--to", "tracegen")
+    tracegen(f"convert {official / 'official'} {tmp_path / 'traces'} --to tracegen")
     assert len(TraceDataset(tmp_path / "traces")) == summary["samples"]
 
 
 def test_cpu_recipe_pretrain_warm_up_evaluate(official, tmp_path):
-    tracegen("convert", official / "eps", tmp_path / "traces", "--to", "tracegen")
-    tracegen("train", "--data", tmp_path / "traces", "--out", tmp_path / "pre", "--steps", 3, *TINY)
+    tracegen(f"convert {official / 'eps'} {tmp_path / 'traces'} --to tracegen")
+    tracegen(f"train --data {tmp_path / 'traces'} --out {tmp_path / 'pre'} --steps 3 {TINY}")
     tracegen(
-        "train",
-        "--data",
-        tmp_path / "traces",
-        "--out",
-        tmp_path / "warm",
-        "--init",
-        tmp_path / "pre",
-        "--steps",
-        2,
-        "lr=1e-4",
-        "warmup_steps=1",
-        *TINY,
+        f"train --data {tmp_path / 'traces'} --out {tmp_path / 'warm'} --init {tmp_path / 'pre'} --steps 2 "
+        f"lr=1e-4 warmup_steps=1 {TINY}"
     )
     warm = json.loads((tmp_path / "warm" / "train_config.json").read_text())
     assert warm["init"] == str(tmp_path / "pre") and warm["lr"] == 1e-4
     tracegen(
-        "eval-traces",
-        "--ckpt",
-        tmp_path / "warm",
-        "--data",
-        tmp_path / "traces",
-        "--json",
-        tmp_path / "e.json",
-        "--split",
-        "all",
-        "--steps",
-        1,
+        f"eval-traces --ckpt {tmp_path / 'warm'} --data {tmp_path / 'traces'} --json {tmp_path / 'e.json'} "
+        "--split all --steps 1"
     )
     metrics = json.loads((tmp_path / "e.json").read_text())
     assert metrics["split"] == "all" and metrics["samples"] > 0 and metrics["ade_px"] >= 0
 
 
 def test_paper_preset_trains_through_the_command(official, tmp_path):
-    small = [
-        "dim=32",
-        "image_size=32",
-        "image_channels=[8,16]",
-        "image_tokens=2",
-        "cog_layers=1",
-        "cog_heads=2",
-        "cog_head_dim=8",
-        "cog_time_dim=16",
-        "cog_cond_tokens=8",
-        "batch_size=2",
-        "threads=1",
-    ]
-    tracegen(
-        "train", "--data", official / "official", "--out", tmp_path / "paper", "--preset", "paper", "--steps", 1, *small
+    small = (
+        "dim=32 image_size=32 image_channels=[8,16] image_tokens=2 cog_layers=1 cog_heads=2 cog_head_dim=8 "
+        "cog_time_dim=16 cog_cond_tokens=8 batch_size=2 threads=1"
     )
+    tracegen(f"train --data {official / 'official'} --out {tmp_path / 'paper'} --preset paper --steps 1 {small}")
     config = json.loads((tmp_path / "paper" / "config.json").read_text())["model"]
     assert config["decoder"] == "cogvideox" and config["prediction"] == "velocity"
 
@@ -108,111 +90,42 @@ def test_bench_metaworld_oracle_and_a_model_slice(tmp_path):
     from tracegen.model import TraceGen, preset
 
     tracegen(
-        "bench",
-        "metaworld",
-        "--protocol",
-        "mini",
-        "--planner",
-        "oracle",
-        "--tasks",
-        "door-close",
-        "--seeds",
-        1,
-        "--json",
-        tmp_path / "oracle.json",
+        f"bench metaworld --protocol mini --planner oracle --tasks door-close --seeds 1 --json {tmp_path / 'o.json'}"
     )
-    oracle = json.loads((tmp_path / "oracle.json").read_text())
+    oracle = json.loads((tmp_path / "o.json").read_text())
     assert oracle["episodes"] == 1 and oracle["overall_success"] == 1.0
     TraceGen(preset("tiny")).save_pretrained(tmp_path / "warm")  # an untrained model: the loop runs, and fails
     tracegen(
-        "bench",
-        "metaworld",
-        "--protocol",
-        "avdc",
-        "--ckpt",
-        tmp_path / "warm",
-        "--tasks",
-        "door-open",
-        "--cameras",
-        "corner3",
-        "--seeds",
-        1,
-        "--max-replans",
-        1,
-        "--guidance",
-        2,
-        "--restore-speed",
-        "--json",
-        tmp_path / "part.json",
+        f"bench metaworld --protocol avdc --ckpt {tmp_path / 'warm'} --tasks door-open --cameras corner3 --seeds 1 "
+        f"--max-replans 1 --guidance 2 --restore-speed --json {tmp_path / 'part.json'}"
     )
     part = json.loads((tmp_path / "part.json").read_text())
     assert part["episodes"] == 1 and part["per_task"]["door-open"] == {"corner3": "0/1"}
     assert part["settings"]["guidance"] == 2.0 and part["settings"]["restore_speed"] is True
     assert (tmp_path / "part.episodes.jsonl").read_text().count("\n") == 1
 
-    agreement = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "plan_agreement.py"),
-        "--ckpt",
-        str(tmp_path / "warm"),
-        "--tasks",
-        "door-close",
-        "--cameras",
-        "corner",
-        "--seeds",
-        "1",
-        "--restore-speed",
-        "--json",
-        str(tmp_path / "agree.json"),
-    ]
-    out = subprocess.run(agreement, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "door-close" in out.stdout and "overall" in out.stdout
+    out = script(
+        f"plan_agreement.py --ckpt {tmp_path / 'warm'} --tasks door-close --cameras corner --seeds 1 --restore-speed "
+        f"--json {tmp_path / 'agree.json'}"
+    )
+    assert "door-close" in out and "overall" in out
     overall = json.loads((tmp_path / "agree.json").read_text())["overall"]
     assert overall["episodes"] == 1 and overall["oracle_cm"] > 1.0  # the expert's first plan moves the effector
 
-    grasps = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "first_grasp.py"),
-        "--ckpt",
-        str(tmp_path / "warm"),
-        "--tasks",
-        "basketball",
-        "--cameras",
-        "corner",
-        "--seeds",
-        "3",
-        "--json",
-        str(tmp_path / "grasp.json"),
-    ]
-    out = subprocess.run(grasps, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "basketball   oracle" in out.stdout and "basketball   model" in out.stdout
+    out = script(
+        f"first_grasp.py --ckpt {tmp_path / 'warm'} --tasks basketball --cameras corner --seeds 3 "
+        f"--json {tmp_path / 'grasp.json'}"
+    )
+    assert "basketball   oracle" in out and "basketball   model" in out
     oracle = json.loads((tmp_path / "grasp.json").read_text())["per_task"]["basketball"]["oracle"]
     assert oracle["grasps"] == 3 and oracle["off_cm"] < 2.0  # the expert's first plan grasps the ball
 
 
 def test_bench_metaworld_neighbour_planner_with_an_executor_setting(official, tmp_path):
-    tracegen("convert", official / "eps", tmp_path / "traces", "--to", "tracegen")
+    tracegen(f"convert {official / 'eps'} {tmp_path / 'traces'} --to tracegen")
     tracegen(
-        "bench",
-        "metaworld",
-        "--protocol",
-        "mini",
-        "--planner",
-        "neighbour",
-        "--data",
-        tmp_path / "traces",
-        "--tasks",
-        "door-close",
-        "--seeds",
-        1,
-        "--max-replans",
-        2,
-        "--set",
-        "stuck_push_m=0",
-        "--json",
-        tmp_path / "nn.json",
+        f"bench metaworld --protocol mini --planner neighbour --data {tmp_path / 'traces'} --tasks door-close "
+        f"--seeds 1 --max-replans 2 --set stuck_push_m=0 --json {tmp_path / 'nn.json'}"
     )
     nn = json.loads((tmp_path / "nn.json").read_text())
     assert nn["episodes"] == 1 and nn["planner"] == "neighbour" and nn["data"] == [str(tmp_path / "traces")]
@@ -220,22 +133,11 @@ def test_bench_metaworld_neighbour_planner_with_an_executor_setting(official, tm
 
 
 def test_executor_ablation_script():
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "executor_ablation.py"),
-        "--tasks",
-        "door-close",
-        "--seeds",
-        "1",
-        "--set",
-        "grasp_press_m=0",
-        "--set",
-        "executor.path_mode=rigid",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "door-close/0: " in out.stdout and "TOTAL " in out.stdout
-    assert "'executor.path_mode': 'rigid'" in out.stdout and "'grasp_press_m': 0" in out.stdout
+    out = script(
+        "executor_ablation.py --tasks door-close --seeds 1 --set grasp_press_m=0 --set executor.path_mode=rigid"
+    )
+    assert "door-close/0: " in out and "TOTAL " in out
+    assert "'executor.path_mode': 'rigid'" in out and "'grasp_press_m': 0" in out
 
 
 def test_sim_corpus_from_a_file(tmp_path):
@@ -244,34 +146,19 @@ def test_sim_corpus_from_a_file(tmp_path):
         '[[entry]]\nsuite = "metaworld"\ntasks = ["reach"]\nembodiments = ["sawyer"]\ncameras = ["corner3"]\n'
         "episodes = 1\nseed = 0\n"
     )
-    tracegen("sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "corpus", "--no-progress")
+    tracegen(f"sim corpus {tmp_path / 'corpus.toml'} --out {tmp_path / 'corpus'} --no-progress")
     (row,) = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
     assert row["written"] == 1 and row["error"] is None
     # the same entries with another embodiment (a cross-embodiment warm-up set); an unknown one is refused
-    tracegen(
-        "sim", "corpus", tmp_path / "corpus.toml", "--out", tmp_path / "hand", "--embodiment", "hand", "--no-progress"
-    )
+    tracegen(f"sim corpus {tmp_path / 'corpus.toml'} --out {tmp_path / 'hand'} --embodiment hand --no-progress")
     assert [p.name for p in (tmp_path / "hand").glob("metaworld_*")] == ["metaworld_reach_hand_corner3_s000000"]
-    bad = CliRunner().invoke(
-        app, ["sim", "corpus", str(tmp_path / "corpus.toml"), "--out", str(tmp_path / "x"), "--embodiment", "hnad"]
-    )
+    command = f"sim corpus {tmp_path / 'corpus.toml'} --out {tmp_path / 'x'} --embodiment hnad"
+    bad = CliRunner().invoke(app, shlex.split(command))
     assert bad.exit_code != 0 and "did you mean hand" in bad.output and not (tmp_path / "x").exists()
 
 
 def test_expert_benchmark_script_at_its_smallest():
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "sim_experts.py"),
-        "--suite",
-        "metaworld",
-        "--seeds",
-        "1",
-        "--tasks",
-        "reach",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert re.search(r"total\s+1/1", out.stdout)
+    assert re.search(r"total\s+1/1", script("sim_experts.py --suite metaworld --seeds 1 --tasks reach"))
 
 
 def test_forge_vs_exact_script(tmp_path):
@@ -285,18 +172,9 @@ def test_forge_vs_exact_script(tmp_path):
     halved = [(n, [replace(s, traj=s.traj[:, :1] + 0.5 * (s.traj - s.traj[:, :1])) for s in ss]) for n, ss in shards]
     write_dataset(tmp_path / "exact", shards, grid=20, retarget={})
     write_dataset(tmp_path / "forge", halved, grid=20, retarget={})
-    cmd = [
-        sys.executable,
-        str(ROOT / "benchmarks" / "forge_vs_exact.py"),
-        "--forge",
-        str(tmp_path / "forge"),
-        "--exact",
-        str(tmp_path / "exact"),
-        "--json",
-        str(tmp_path / "out.json"),
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    script(
+        f"forge_vs_exact.py --forge {tmp_path / 'forge'} --exact {tmp_path / 'exact'} --json {tmp_path / 'out.json'}"
+    )
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["forge_only_windows"] == result["exact_only_windows"] == 0
     assert result["all"]["ratio_median"] == pytest.approx(0.5, abs=1e-4)
