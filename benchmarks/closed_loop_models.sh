@@ -12,6 +12,7 @@
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
 #   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
+#   [SEED=0] \
 #   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] [PLAN_ARGS="--steps 1"] \
 #   bash benchmarks/closed_loop_models.sh
 #
@@ -28,7 +29,8 @@
 # The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
 # its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
 # Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
-# protocol's 25 by default). Every step resumes: a finished one is skipped, a killed training run continues from
+# protocol's 25 by default). SEED=N (not 0) trains each row's model with training seed N, into OUT/ROW_sN (the
+# pretrained model every warm-up starts from stays the one of seed 0): the spread of one recipe over training runs. Every step resumes: a finished one is skipped, a killed training run continues from
 # its last checkpoint, a killed bench from its per-episode log.
 set -euo pipefail
 REC=${REC:-runs/full/record}
@@ -41,6 +43,7 @@ SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
 ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
+SEED=${SEED:-0}
 TG=${TG:-tracegen}
 FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
 MODEL_ARGS=${MODEL_ARGS:-}  # extra model settings for the models trained from scratch (a warm-up keeps its init's)
@@ -74,31 +77,34 @@ traces cross_hand cross_hand forge
 traces pretrain "$PRETRAIN_REC" exact
 traces heldout heldout exact
 
-train() {  # $1 = run name, then `tracegen train` arguments (a killed or finished run resumes from its state)
-  local name=$1; shift
-  $TG train --out "$OUT/$name" threads="$THREADS" moving_weight=4 "$@"
+train() {  # $1 = run name, $2 = training seed, then `tracegen train` arguments (a killed or finished run resumes)
+  local name=$1 seed=$2; shift 2
+  $TG train --out "$OUT/$name" threads="$THREADS" moving_weight=4 seed="$seed" "$@"
 }
 warmup() {  # $1 = run name, $2 = trace set
-  train "$1" --data "$OUT/traces/$2" --init "$OUT/pretrained" --steps "$WARMUP_STEPS" lr=2e-4 warmup_steps=10 \
-    val_fraction=0
+  train "$1" "$SEED" --data "$OUT/traces/$2" --init "$OUT/pretrained" --steps "$WARMUP_STEPS" lr=2e-4 \
+    warmup_steps=10 val_fraction=0
 }
 for row in $ROWS; do
+  run=$row
+  [ "$SEED" = 0 ] || [ "$row" = pretrained ] || run=${row}_s$SEED
   case $row in
     # shellcheck disable=SC2086  # MODEL_ARGS holds several words
-    scratch) train scratch --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 $MODEL_ARGS ;;
+    scratch) train "$run" "$SEED" --data "$OUT/traces/target" --steps "$SCRATCH_STEPS" val_fraction=0 $MODEL_ARGS ;;
     # shellcheck disable=SC2086
-    scratch_gt) train scratch_gt --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 $MODEL_ARGS ;;
+    scratch_gt) train "$run" "$SEED" --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 \
+      $MODEL_ARGS ;;
     pretrained | warmup | warmup_gt | cross)
       # shellcheck disable=SC2086
-      train pretrained --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS" $MODEL_ARGS
-      case $row in warmup) warmup warmup target ;; warmup_gt) warmup warmup_gt target_gt ;;
-        cross) warmup cross cross_hand ;; pretrained) ;; esac ;;
+      train pretrained 0 --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS" $MODEL_ARGS
+      case $row in warmup) warmup "$run" target ;; warmup_gt) warmup "$run" target_gt ;;
+        cross) warmup "$run" cross_hand ;; pretrained) ;; esac ;;
     *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross)" >&2; exit 2 ;;
   esac
   # shellcheck disable=SC2086  # PLAN_ARGS holds several words
-  $TG eval-traces --ckpt "$OUT/$row" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$row.json" \
+  $TG eval-traces --ckpt "$OUT/$run" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$run.json" \
     $PLAN_ARGS > /dev/null
   # shellcheck disable=SC2086
-  $TG bench metaworld --protocol avdc --ckpt "$OUT/$row" --seeds "$SEEDS" --workers "$WORKERS" \
-    --json "$OUT/bench_$row.json" $PLAN_ARGS
+  $TG bench metaworld --protocol avdc --ckpt "$OUT/$run" --seeds "$SEEDS" --workers "$WORKERS" \
+    --json "$OUT/bench_$run.json" $PLAN_ARGS
 done

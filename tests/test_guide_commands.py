@@ -179,3 +179,26 @@ def test_forge_vs_exact_script(tmp_path):
     assert result["forge_only_windows"] == result["exact_only_windows"] == 0
     assert result["all"]["ratio_median"] == pytest.approx(0.5, abs=1e-4)
     assert result["episode_start"]["windows"] == 2 and result["all"]["error_px_median"] > 0
+
+
+def test_closed_loop_models_script_composes_each_rows_commands(tmp_path):
+    """benchmarks/closed_loop_models.sh with ``TG=echo``: the commands it would run, in order. With SEED=1 the rows
+    train with seed 1 into ROW_s1, and every warm-up starts from the shared pretrained model (seed 0)."""
+    rec, out = tmp_path / "rec", tmp_path / "out"
+    (rec / "target").mkdir(parents=True)
+    (rec / "cross_hand").mkdir()
+    (rec / "cross_hand" / "corpus_summary.json").write_text("[]")
+    for name in ("target", "target_gt", "cross_hand", "pretrain", "heldout"):
+        (out / "traces" / name).mkdir(parents=True)
+    env = {**os.environ, "TG": "echo", "REC": str(rec), "OUT": str(out), "ROWS": "scratch warmup", "SEED": "1"}
+    path = ROOT / "benchmarks" / "closed_loop_models.sh"
+    run = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(
+        f"train --out {out}/scratch_s1 threads=2 moving_weight=4 seed=1 --data {out}/traces/target"
+    )
+    assert f"bench metaworld --protocol avdc --ckpt {out}/scratch_s1" in lines[1]  # (eval-traces: quiet)
+    assert lines[2].startswith(f"train --out {out}/pretrained threads=2 moving_weight=4 seed=0 ")
+    assert lines[3].startswith(f"train --out {out}/warmup_s1 threads=2 moving_weight=4 seed=1 ")
+    assert f"--init {out}/pretrained" in lines[3] and f"--json {out}/bench_warmup_s1.json" in lines[4]
