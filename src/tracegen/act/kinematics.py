@@ -43,8 +43,10 @@ class KinematicFitConfig:
     # land within this (RMS, at the last step) of their tracks -- then that fit is the path (exact traces: < 0.5 cm)
     near_effector_m: float = 0.1  # ... a trace it cannot (a prediction's errors: 2-10 cm) is fitted again with each
     # track's error weighing exp(-d / this), d its start's distance (m) to the tool centre point: links near the hand
-    # decide, errors on the far links do not swing it, and when only far tracks move the damping keeps the fitted
-    # motion short, a cautious step the next plan corrects. 0: never refit; consistent_rms_m < 0: refit every trace
+    # decide, errors on the far links do not swing it. When only far tracks move, their small weights against the
+    # damping make each iteration's step short, so the fitted motion after `iterations` is short too: a cautious
+    # step (early stopping, not an optimum; with 64 iterations it is longer). 0: never refit; consistent_rms_m < 0:
+    # refit every trace
     check_stride: int = 4  # the check fits every this many steps (and the last): a fifth of a full fit's time,
     # and on 198 plans (oracle, model and neighbour traces) the same verdict as a fit of every step (1)
 
@@ -235,7 +237,7 @@ class ArmKinematics:
     def track_weights(self, start_points: np.ndarray) -> np.ndarray:
         """``(K,)`` how much each attached track's error counts in the refit, from its start ``(K, 3)`` (world, m):
         ``exp(-d / near_effector_m)`` (absolute, not normalised to the nearest track: with no track near the tool,
-        the damping wins and the fitted motion stays short)."""
+        the damping slows every iteration and the motion fitted within ``iterations`` stays short)."""
         self._set(self.q0)
         R, p = self._pose(self.effector_body)
         distance = np.linalg.norm(start_points - (p + R @ self.tcp_local), axis=1)
