@@ -173,3 +173,18 @@ def test_a_runner_makes_its_planner_once_and_a_simulator_only_when_the_task_chan
     finally:
         runner.close()
     assert made == {"planner": [None], "env": ["door-close", "button-press"]}
+
+
+def test_a_worker_solves_with_one_blas_thread(tmp_path):
+    from threadpoolctl import ThreadpoolController
+
+    from tracegen.bench import metaworld
+
+    blas = ThreadpoolController().select(user_api="blas")
+    cfg = BenchConfig(protocol="mini", out=str(tmp_path / "b.json"), planner_factory="dying_planner:make")
+    with blas.limit(limits=2):  # (restored on leaving)
+        metaworld._init_worker(cfg)
+        try:
+            assert {lib["num_threads"] for lib in blas.info()} == {1}
+        finally:
+            metaworld._WORKER.pop("runner").close()

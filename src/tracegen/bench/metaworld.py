@@ -323,9 +323,14 @@ _WORKER: dict = {}  # in a worker process: its EpisodeRunner, or the error that 
 
 
 def _init_worker(cfg: BenchConfig) -> None:
-    """A worker's set-up: the planner (a model loaded once) and one torch thread (if the planner uses torch: the
-    oracle does not import it). An error here must not kill the process (the pool would count it as a dead
-    worker): it is kept and raised by :func:`_run_job`."""
+    """A worker's set-up: the planner (a model loaded once), one BLAS thread and one torch thread (if the planner
+    uses torch: the oracle does not import it). With a BLAS pool of two threads per worker, two workers on two cores
+    wait on each other in every small solve: the executor's kinematic fit (thousands of 7x7 solves per plan) then
+    runs several times slower. An error here must not kill the process (the pool would count it as a dead worker):
+    it is kept and raised by :func:`_run_job`."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)  # numpy's BLAS, for the life of the process
     try:
         _WORKER["runner"] = EpisodeRunner(cfg)
     except Exception as e:  # noqa: BLE001 -- raised again with every job, in the parent
