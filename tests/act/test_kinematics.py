@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tracegen.act.executor import ExecutorConfig, effector_motion
-from tracegen.act.kinematics import ArmKinematics, KinematicFitConfig, arm_bodies, arm_joints
+from tracegen.act.kinematics import ArmKinematics, BodyJacobians, KinematicFitConfig, arm_bodies, arm_joints
 from tracegen.act.planners import OraclePlanner
 from tracegen.act.rollout import RolloutConfig, rollout
 from tracegen.settings import apply_settings
@@ -167,26 +167,42 @@ def test_hidden_fits_only_when_no_track_near_the_effector_moves(env):
             assert uses_fit == (mode == "always" or (mode == "hidden" and not seen)), (camera, mode)
 
 
-def test_the_fits_jacobian_matches_finite_differences(env):
-    """The residual's Jacobian (attached points and the held orientation) against central differences."""
+def test_the_fits_normal_equations_match_finite_differences(env):
+    """Each iteration's system against central differences of the fit's cost: g is its gradient, and at a pose whose
+    points land on their targets, H - damping I is its Hessian (JᵀJ); the held orientation's term is first-order
+    (small-angle form)."""
     world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0], steps=5)
-    arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)
-    idx, local = arm.attach(world[:, 0])
-    q = arm._set(arm.q0 + 0.01)  # away from the goal orientation, so that its term is not trivially zero
-    weight = np.random.default_rng(0).uniform(0.2, 1.0, len(idx))
-    _, jac = arm._residual(body[idx], local, world[idx, -1], weight)
-    numeric = np.empty_like(jac)
-    for j in range(len(q)):
-        dq = np.zeros_like(q)
-        dq[j] = 1e-6
-        arm._set(q + dq)
-        plus = arm._residual(body[idx], local, world[idx, -1], weight)[0]
-        arm._set(q - dq)
-        minus = arm._residual(body[idx], local, world[idx, -1], weight)[0]
-        numeric[:, j] = (plus - minus) / 2e-6
-    points = slice(0, 3 * len(idx))  # exact; the orientation term is first-order (small-angle form)
-    np.testing.assert_allclose(jac[points], numeric[points], atol=1e-6)
-    np.testing.assert_allclose(jac[3 * len(idx) :], numeric[3 * len(idx) :], atol=1e-3)
+
+    def system(cfg, targets, dq=0.0):
+        arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, cfg)
+        idx, local = arm.attach(world[:, 0])
+        jacobians = BodyJacobians(env.model, arm.data, np.append(body[idx], env.effector_body))
+        weight = np.random.default_rng(0).uniform(0.2, 1.0, len(idx))
+        arm._set(arm.q0 + 0.01 + dq)  # away from the goal orientation, so that its term is not trivially zero
+        if targets is None:  # where the points are now: a zero residual
+            targets = arm._attached_points(body[idx], local)
+        return arm._normal_equations(body[idx], local, targets, weight, jacobians), targets
+
+    def differences(cfg, targets, value):  # (J, ...) central differences of value(H, g, cost)
+        columns = []
+        for j in range(7):
+            dq = np.zeros(7)
+            dq[j] = 1e-6
+            plus, minus = system(cfg, targets, dq)[0], system(cfg, targets, -dq)[0]
+            columns.append((value(*plus) - value(*minus)) / 2e-6)
+        return np.array(columns)
+
+    points_only = KinematicFitConfig(orientation_weight_m=0.0, damping=1e-3)
+    (H, g, _), targets = system(points_only, None)
+    far = targets + 0.05  # every point 8.7 cm off its target
+    (H_far, g_far, _), _ = system(points_only, far)
+    np.testing.assert_allclose(g_far, differences(points_only, far, lambda H, g, c: c), rtol=1e-6, atol=1e-9)
+    assert np.abs(g).max() < 1e-12  # at zero residual: no gradient, and the Hessian is JᵀJ
+    np.testing.assert_allclose(H - 1e-3 * np.eye(7), differences(points_only, targets, lambda H, g, c: g), atol=1e-7)
+    held = KinematicFitConfig()  # the orientation too (the points still on their targets)
+    (_, g_held, _), _ = system(held, targets)
+    np.testing.assert_allclose(g_held, differences(held, targets, lambda H, g, c: c), rtol=0.02, atol=1e-7)
+    assert np.abs(g_held).max() > 1e-5
 
 
 def test_a_trace_beyond_the_joints_limits_is_fitted_within_them(env):

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from tracegen.act import fit_kernels
+
 
 @dataclass(frozen=True)
 class KinematicFitConfig:
@@ -87,6 +89,23 @@ def arm_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
     return own & ~other
 
 
+class BodyJacobians:
+    """Velocity Jacobians of the bodies of ``bodies (n,)`` (repeats allowed) at the data's current pose: calling it
+    returns ``(B, 6, nv)``, B the distinct bodies, each its origin's (rows 0-2) and its angular velocity's (3-5)
+    Jacobian; ``which (n,)``: each entry's row in it."""
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, bodies: np.ndarray):
+        used, self.which = np.unique(bodies, return_inverse=True)
+        self.model, self.data = model, data
+        self.jac = np.empty((len(used), 6, model.nv))
+        self._rows = [(int(b), self.jac[i, :3], self.jac[i, 3:]) for i, b in enumerate(used)]
+
+    def __call__(self) -> np.ndarray:
+        for body, linear, angular in self._rows:
+            mujoco.mj_jacBody(self.model, self.data, linear, angular, body)
+        return self.jac
+
+
 class ArmKinematics:
     """Forward kinematics and point fitting for the arm that carries ``effector_body``, at planning time.
 
@@ -112,6 +131,9 @@ class ArmKinematics:
         self.qadr = model.jnt_qposadr[self.joints]  # (J,)
         self.dadr = model.jnt_dofadr[self.joints]  # (J,)
         self.movable = arm_bodies(model, self.joints)  # (nbody,)
+        limited = model.jnt_limited[self.joints].astype(bool)  # (J,)
+        self.lower = np.where(limited, model.jnt_range[self.joints, 0], -np.inf)  # (J,) the joints' limits (rad, m)
+        self.upper = np.where(limited, model.jnt_range[self.joints, 1], np.inf)
         self.q0 = self.data.qpos[self.qadr].copy()
         R, p = self._pose(self.effector_body)
         self.tcp_local = R.T @ (np.asarray(ee_position, np.float64) - p)  # (3,) tool centre point in the body frame
@@ -139,54 +161,34 @@ class ArmKinematics:
 
     def _set(self, q: np.ndarray) -> np.ndarray:
         """Pose the arm at joint positions ``q (J,)`` (clipped to the joints' limits); returns them clipped."""
-        lo, hi = self.model.jnt_range[self.joints].T
-        limited = self.model.jnt_limited[self.joints].astype(bool)
-        q = np.where(limited, np.clip(q, lo, hi), q)
+        q = np.minimum(np.maximum(q, self.lower), self.upper)
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)  # the Jacobians need the bodies' frames and centres
         return q
 
-    def _body_index(self, bodies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct bodies of ``bodies (K,)`` and the effector's, and ``(K + 1,)`` which of them each is."""
-        return np.unique(np.append(bodies, self.effector_body), return_inverse=True)
-
-    def _attached_points(self, bodies: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For points ``local (K, 3)`` fixed on ``bodies (K,)``, at the arm's current pose: ``(K, 3)`` from each
-        body's origin to its point, and ``(K, 3)`` the points (world, m)."""
+    def _attached_points(self, bodies: np.ndarray, local: np.ndarray) -> np.ndarray:
+        """``(K, 3)`` where points ``local (K, 3)`` fixed on ``bodies (K,)`` are at the arm's current pose (world,
+        m)."""
         R, origin = self.data.xmat[bodies].reshape(-1, 3, 3), self.data.xpos[bodies]  # (K, 3, 3), (K, 3)
-        lever = np.einsum("kij,kj->ki", R, local)
-        return lever, origin + lever
+        return origin + np.einsum("kij,kj->ki", R, local)
 
-    def _residual(
+    def _normal_equations(
         self,
         bodies: np.ndarray,
         local: np.ndarray,
         targets: np.ndarray,
         weight: np.ndarray,
-        index: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Stacked residual ``(3K + 3,)`` and Jacobian ``(3K + 3, J)``: points (each scaled by ``weight (K,)``),
-        then orientation. ``index``: :meth:`_body_index` of ``bodies``, when the caller has it."""
-        m, d = self.model, self.data
-        jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-        used, which = self._body_index(bodies) if index is None else index  # which: (K + 1,)
-        linear = np.empty((len(used), 3, len(self.joints)))  # per body: its origin's velocity Jacobian ...
-        angular = np.empty((len(used), 3, len(self.joints)))  # ... and its angular velocity's
-        for i, b in enumerate(used):
-            mujoco.mj_jacBody(m, d, jacp, jacr, int(b))
-            linear[i], angular[i] = jacp[:, self.dadr], jacr[:, self.dadr]
-        lever, points = self._attached_points(bodies, local)
-        lin, ang = linear[which[:-1]], angular[which[:-1]]  # (K, 3, J) each
-        point_jac = lin + _cross(ang, lever[:, :, None])  # (K, 3, J): v = v_origin + w x lever
-        w = self.cfg.orientation_weight_m
-        # the rotation vector from the goal orientation to the current one (small angles): vee of R R_goal^T
-        M = self._pose(self.effector_body)[0] @ self.R_goal.T
-        err = 0.5 * np.array([M[2, 1] - M[1, 2], M[0, 2] - M[2, 0], M[1, 0] - M[0, 1]])
-        res = np.concatenate([(weight[:, None] * (points - targets)).ravel(), w * err])
-        point_jac = weight[:, None, None] * point_jac
-        jac = np.concatenate([point_jac.reshape(-1, len(self.joints)), w * angular[which[-1]]])
-        return res, jac
+        jacobians: BodyJacobians,
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The damped Gauss-Newton system at the arm's current pose for points ``local (K, 3)`` on ``bodies (K,)``
+        to land on ``targets (K, 3)`` (world, m), each error scaled by ``weight (K,)``, the effector holding its
+        orientation: ``H (J, J)`` = JᵀJ + damping I, ``g (J,)`` = Jᵀr and the cost ½|r|² of the stacked residual r
+        (:func:`fit_kernels.normal_equations`); ``jacobians``: those of ``bodies`` and the effector's."""
+        return fit_kernels.normal_equations(
+            self.data.xmat, self.data.xpos, jacobians(), self.dadr, bodies, jacobians.which, local, targets, weight,
+            self.effector_body, self.R_goal, self.cfg.orientation_weight_m, self.cfg.damping,
+        )  # fmt: skip
 
     def attached_tracks(
         self, world: np.ndarray, min_motion_m: float
@@ -231,7 +233,7 @@ class ArmKinematics:
         """RMS distance (m) between the attached points ``local (K, 3)`` on bodies ``point_body (K,)``, with the
         arm at joint positions ``q (J,)``, and ``targets (K, 3)``."""
         self._set(q)
-        points = self._attached_points(point_body, local)[1]
+        points = self._attached_points(point_body, local)
         return float(np.sqrt(np.mean(np.sum((points - targets) ** 2, axis=1))))
 
     def track_weights(self, start_points: np.ndarray) -> np.ndarray:
@@ -251,23 +253,14 @@ class ArmKinematics:
         and ``(J,)`` the joint positions fitted to the last step. Step 0 is the current position."""
         q = self._set(self.q0.copy())  # the arm is posed at q throughout
         path = np.empty((tracks.shape[1], 3))
-        eye = self.cfg.damping * np.eye(len(q))
-        index = self._body_index(point_body)  # the same bodies at every iteration
+        jacobians = BodyJacobians(self.model, self.data, np.append(point_body, self.effector_body))
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
-                r, Jm = self._residual(point_body, local, tracks[:, s], weight, index)
-                moved = self._set(q - np.linalg.solve(Jm.T @ Jm + eye, Jm.T @ r))  # within the joints' limits
+                H, g, _ = self._normal_equations(point_body, local, tracks[:, s], weight, jacobians)
+                moved = self._set(q - fit_kernels.cholesky_solve(H, g))  # within the joints' limits
                 q, change = moved, np.abs(moved - q).max()
                 if change < self.cfg.tolerance_rad:  # the step as taken: a joint held at its limit has stopped
                     break
             R, p = self._pose(self.effector_body)
             path[s] = p + R @ self.tcp_local
         return path, q
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a x b`` along axis 1 of ``(K, 3, ...)`` arrays (broadcast), without numpy's generic ``cross`` overhead."""
-    x = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
-    y = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
-    z = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    return np.stack([x, y, z], axis=1)
