@@ -82,7 +82,8 @@ def test_a_trace_the_arm_cannot_make_is_refitted_towards_the_tool(env):
     """Exact tracks: the arm explains them (RMS under a centimetre), and the fit is the plain one. A prediction errs
     on the far links (here: every arm track starting over 30 cm from the tool drifts 6 cm sideways): refitted with
     the tracks near the tool weighing most, the tool centre point stays nearer the truth than with all alike. Seen
-    from far (no track near the tool), a noisy trace moves the tool only part of the way: a cautious step."""
+    from far (no track near the tool), a noisy trace moves the tool only part of the way: a cautious step, the
+    longer the more iterations the fit takes."""
     world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
     uniform = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, UNIFORM)
     default = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body)  # near_effector_m=0.1
@@ -99,9 +100,14 @@ def test_a_trace_the_arm_cannot_make_is_refitted_towards_the_tool(env):
 
     world, body, tcp, qpos = arm_motion(env, "corner2", [0.5, 0.7, -0.4, -1.0])
     noise = np.random.default_rng(0).normal(0, 0.03, world.shape) * np.linspace(0, 1, world.shape[1])[:, None]
-    far = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body).fit(world + noise, 0.01)[0]
-    motion, fitted = tcp[-1] - tcp[0], far[-1] - far[0]
-    assert np.linalg.norm(fitted) < 0.5 * np.linalg.norm(motion) and fitted @ motion > 0
+    motion, fitted = tcp[-1] - tcp[0], {}
+    for iterations in (8, 64):
+        cfg = KinematicFitConfig(iterations=iterations)
+        far = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, cfg).fit(world + noise, 0.01)[0]
+        fitted[iterations] = far[-1] - far[0]
+        assert fitted[iterations] @ motion > 0
+    assert np.linalg.norm(fitted[8]) < 0.5 * np.linalg.norm(motion)
+    assert np.linalg.norm(fitted[8]) < np.linalg.norm(fitted[64]) < np.linalg.norm(motion)
 
 
 def test_the_quick_check_tells_a_trace_the_arm_can_make_from_one_it_cannot(env):
