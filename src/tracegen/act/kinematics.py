@@ -32,6 +32,7 @@ import mujoco
 import numpy as np
 
 from tracegen.act import fit_kernels
+from tracegen.small_systems import solve_into
 
 
 @dataclass(frozen=True)
@@ -254,10 +255,11 @@ class ArmKinematics:
         q = self._set(self.q0.copy())  # the arm is posed at q throughout
         path = np.empty((tracks.shape[1], 3))
         jacobians = BodyJacobians(self.model, self.data, np.append(point_body, self.effector_body))
+        step = np.empty(len(q))
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
                 H, g, _ = self._normal_equations(point_body, local, tracks[:, s], weight, jacobians)
-                moved = self._set(q - fit_kernels.cholesky_solve(H, g))  # within the joints' limits
+                moved = self._set(q - solve_into(H, g, step))  # within the joints' limits
                 q, change = moved, np.abs(moved - q).max()
                 if change < self.cfg.tolerance_rad:  # the step as taken: a joint held at its limit has stopped
                     break

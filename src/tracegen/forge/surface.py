@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from tracegen.forge.flow import patch_offsets
+from tracegen.small_systems import solve_into
 
 
 def surface_patches(
@@ -158,7 +159,7 @@ def _fit_surfaces(depth, K, w2c, offsets, mask, params, iters, min_pixels, R, ce
                 depth, fx, fy, cx, cy, offsets[i], mask[i], Rcam, c, abs_tol, rel_tol, huber, A, b, J
             )
             _add_priors(A, b, Jp, c, p[i], fx, fy, cx, cy, prior, rot_damping)
-            _solve(A, b, step)
+            solve_into(A, b, step)
             for k in range(3):
                 c[k] -= step[k]
             _so3_exp(-step[3], -step[4], -step[5], rot)
@@ -257,32 +258,6 @@ def _add_priors(A, b, Jp, c, p_photo, fx, fy, cx, cy, prior, rot_damping):  # pr
             A[r, k] += w * (Jp[0, r] * Jp[0, k] + Jp[1, r] * Jp[1, k])
         A[r, r] += 1e-12
         A[3 + r, 3 + r] += rot_damping * rot_damping
-
-
-@numba.njit(cache=True, nogil=True)
-def _solve(A, b, x):  # pragma: no cover
-    """``x`` of ``A x = b`` for a small square system, written into ``x``: Gaussian elimination with partial
-    pivoting (A is overwritten, b kept)."""
-    n = len(b)
-    M = A
-    x[:] = b
-    for k in range(n):
-        piv = k + np.argmax(np.abs(M[k:, k]))
-        if piv != k:
-            for j in range(n):
-                M[k, j], M[piv, j] = M[piv, j], M[k, j]
-            x[k], x[piv] = x[piv], x[k]
-        for r in range(k + 1, n):
-            f = M[r, k] / M[k, k]
-            for j in range(k, n):
-                M[r, j] -= f * M[k, j]
-            x[r] -= f * x[k]
-    for k in range(n - 1, -1, -1):
-        s = x[k]
-        for j in range(k + 1, n):
-            s -= M[k, j] * x[j]
-        x[k] = s / M[k, k]
-    return x
 
 
 @numba.njit(cache=True, nogil=True)
