@@ -183,7 +183,7 @@ def _run_ray(todo: list[SourceItem], cfg: ForgeConfig, out: Path, workers: int) 
             ForgeWorker,
             fn_constructor_kwargs={"cfg": cfg.to_dict(), "out": str(out)},
             batch_size=1,
-            concurrency=workers,
+            concurrency=min(workers, len(rows)),  # no actor (each sets up the forge) without a video to run
             num_cpus=1,
         )
         records = [json.loads(row["record"]) for row in ds.take_all()]
