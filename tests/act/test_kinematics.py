@@ -201,7 +201,7 @@ def test_the_fits_normal_equations_match_finite_differences(env):
     points_only = KinematicFitConfig(orientation_weight_m=0.0, damping=1e-3)
     (H, g, _), targets = system(points_only, None)
     far = targets + 0.05  # every point 8.7 cm off its target
-    (H_far, g_far, _), _ = system(points_only, far)
+    (_, g_far, _), _ = system(points_only, far)
     np.testing.assert_allclose(g_far, differences(points_only, far, lambda H, g, c: c), rtol=1e-6, atol=1e-9)
     assert np.abs(g).max() < 1e-12  # at zero residual: no gradient, and the Hessian is JᵀJ
     np.testing.assert_allclose(H - 1e-3 * np.eye(7), differences(points_only, targets, lambda H, g, c: g), atol=1e-7)
