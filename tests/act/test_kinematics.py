@@ -114,7 +114,7 @@ def test_the_quick_check_tells_a_trace_the_arm_can_make_from_one_it_cannot(env):
     """The plain fit of every fourth step (``check_stride``) gives the verdict of a fit of every step: exact tracks
     are consistent, tracks whose far links drift 6 cm are not."""
     world, body, tcp, qpos = arm_motion(env, "corner", [0.5, 0.7, -0.4, -1.0])
-    noisy = world.copy()
+    noisy, paths = world.copy(), {}
     for stride in (1, 4):
         arm = ArmKinematics(env.model, qpos, env.effector_body, tcp[0], body, KinematicFitConfig(check_stride=stride))
         idx, tracks, bodies, local = arm.attached_tracks(world, 0.01)
@@ -124,6 +124,12 @@ def test_the_quick_check_tells_a_trace_the_arm_can_make_from_one_it_cannot(env):
         assert not arm.consistent(noisy[idx], bodies, local)
         q_end = arm.effector_path(tracks, bodies, local, np.ones(len(idx)))[1]
         assert arm.residual_rms(q_end, tracks[:, -1], bodies, local) < 0.005
+        fits = []  # a consistent trace's path: the check's own fit when it fitted every step, else one more fit
+        arm.effector_path = lambda *args, f=arm.effector_path, fits=fits: fits.append(args[0].shape[1]) or f(*args)
+        paths[stride] = arm.fit(world, 0.01)[0]
+        S = world.shape[1]
+        assert fits == ([S] if stride == 1 else [len(set(range(0, S, 4)) | {S - 1}), S])
+    np.testing.assert_allclose(paths[1], paths[4])
     with pytest.raises(ValueError, match="check_stride"):
         KinematicFitConfig(check_stride=0)
 
@@ -184,7 +190,7 @@ def test_the_fits_normal_equations_match_finite_differences(env):
         idx, local = arm.attach(world[:, 0])
         jacobians = BodyJacobians(env.model, arm.data, np.append(body[idx], env.effector_body))
         weight = np.random.default_rng(0).uniform(0.2, 1.0, len(idx))
-        arm._set(arm.q0 + 0.01 + dq)  # away from the goal orientation, so that its term is not trivially zero
+        arm._set(arm.q0 + 0.01 + dq, jacobians=True)  # off the goal orientation: its term is not trivially zero
         if targets is None:  # where the points are now: a zero residual
             targets = arm._attached_points(body[idx], local)
         return arm._normal_equations(body[idx], local, targets, weight, jacobians), targets

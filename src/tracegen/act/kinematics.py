@@ -160,12 +160,14 @@ class ArmKinematics:
         R, origin = self.data.xmat[bodies].reshape(-1, 3, 3), self.data.xpos[bodies]  # (K, 3, 3), (K, 3)
         return idx, np.einsum("kji,kj->ki", R, start_points[idx] - origin)  # R^T (x - origin) per track
 
-    def _set(self, q: np.ndarray) -> np.ndarray:
-        """Pose the arm at joint positions ``q (J,)`` (clipped to the joints' limits); returns them clipped."""
+    def _set(self, q: np.ndarray, jacobians: bool = False) -> np.ndarray:
+        """Pose the arm at joint positions ``q (J,)`` (clipped to the joints' limits); returns them clipped.
+        ``jacobians``: also the bodies' centres, which the Jacobians need (the frames alone do not)."""
         q = np.minimum(np.maximum(q, self.lower), self.upper)
         self.data.qpos[self.qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)  # the Jacobians need the bodies' frames and centres
+        if jacobians:
+            mujoco.mj_comPos(self.model, self.data)
         return q
 
     def _attached_points(self, bodies: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -214,21 +216,31 @@ class ArmKinematics:
         if found is None:
             return None
         idx, tracks, bodies, local = found
-        if self.cfg.near_effector_m > 0 and not self.consistent(tracks, bodies, local):
-            weight = self.track_weights(tracks[:, 0])  # the plain fit would leave the trace unexplained: refit
-        else:
-            weight = np.ones(len(idx))
-        return self.effector_path(tracks, bodies, local, weight)[0], idx
+        ones = np.ones(len(idx))
+        if self.cfg.near_effector_m <= 0:
+            return self.effector_path(tracks, bodies, local, ones)[0], idx
+        rms, checked_path = self._check(tracks, bodies, local)
+        if rms > self.cfg.consistent_rms_m:  # the plain fit would leave the trace unexplained: refit
+            return self.effector_path(tracks, bodies, local, self.track_weights(tracks[:, 0]))[0], idx
+        if checked_path is None:  # the check fitted every check_stride-th step only: fit them all
+            checked_path = self.effector_path(tracks, bodies, local, ones)[0]
+        return checked_path, idx
 
     def consistent(self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> bool:
         """Whether the arm can make ``tracks (K, S, 3)``: fitted with every track alike, on every ``check_stride``-th
         step and the last, its attached points land within ``consistent_rms_m`` (RMS) of the last step's."""
+        return self._check(tracks, point_body, local)[0] <= self.cfg.consistent_rms_m
+
+    def _check(self, tracks: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """:meth:`consistent`'s RMS (m; inf when ``consistent_rms_m`` < 0: always refit) and, when the check fitted
+        every step (``check_stride`` 1), its path ``(S, 3)``: the plain fit itself, not computed twice."""
         if self.cfg.consistent_rms_m < 0:
-            return False
+            return np.inf, None
         S = tracks.shape[1]
         steps = np.unique(np.append(np.arange(0, S, self.cfg.check_stride), S - 1))
-        _, q_last = self.effector_path(tracks[:, steps], point_body, local, np.ones(len(tracks)))
-        return self.residual_rms(q_last, tracks[:, -1], point_body, local) <= self.cfg.consistent_rms_m
+        path, q_last = self.effector_path(tracks[:, steps], point_body, local, np.ones(len(tracks)))
+        rms = self.residual_rms(q_last, tracks[:, -1], point_body, local)
+        return rms, path if len(steps) == S else None
 
     def residual_rms(self, q: np.ndarray, targets: np.ndarray, point_body: np.ndarray, local: np.ndarray) -> float:
         """RMS distance (m) between the attached points ``local (K, 3)`` on bodies ``point_body (K,)``, with the
@@ -252,14 +264,14 @@ class ArmKinematics:
         """``(S, 3)`` tool centre point (world, m) at every step of ``tracks (K, S, 3)``, the world positions of the
         attached points ``local (K, 3)`` on bodies ``point_body (K,)``, each track's error scaled by ``weight (K,)``;
         and ``(J,)`` the joint positions fitted to the last step. Step 0 is the current position."""
-        q = self._set(self.q0.copy())  # the arm is posed at q throughout
+        q = self._set(self.q0.copy(), jacobians=True)  # the arm is posed at q throughout
         path = np.empty((tracks.shape[1], 3))
         jacobians = BodyJacobians(self.model, self.data, np.append(point_body, self.effector_body))
         step = np.empty(len(q))
         for s in range(tracks.shape[1]):
             for _ in range(self.cfg.iterations if s else 0):
                 H, g, _ = self._normal_equations(point_body, local, tracks[:, s], weight, jacobians)
-                moved = self._set(q - solve_into(H, g, step))  # within the joints' limits
+                moved = self._set(q - solve_into(H, g, step), jacobians=True)  # within the joints' limits
                 q, change = moved, np.abs(moved - q).max()
                 if change < self.cfg.tolerance_rad:  # the step as taken: a joint held at its limit has stopped
                     break
