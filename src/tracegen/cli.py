@@ -223,6 +223,12 @@ def bench_metaworld(
     videos: int = typer.Option(
         0, "--videos", help="GIFs of the first N seeds of each task x camera, in <json stem>.videos/."
     ),
+    observe_as: str | None = typer.Option(
+        None,
+        "--observe-as",
+        help="Cross-painting: the planner sees the robot drawn as this Meta-World embodiment (e.g. hand, for a "
+        "model warmed up on the hand-like effector's videos); the Sawyer acts.",
+    ),
     settings: list[str] | None = typer.Option(
         None,
         "--set",
@@ -248,6 +254,7 @@ def bench_metaworld(
         restore_speed=restore_speed,
         workers=workers,
         videos=videos,
+        observe_as=observe_as,
         settings=tuple(settings or ()),
     )
     try:

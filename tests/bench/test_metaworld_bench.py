@@ -89,6 +89,8 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(settings=("max_replans=40",)), "step budget is the protocol's"),  # refused by name, whatever value
         (dict(settings=("executor.path_mode=bogus",)), "unknown path_mode 'bogus'"),
         (dict(settings=('executor.grasp_rules=["dipp"]',)), "unknown grasp rule"),
+        (dict(observe_as="octopus"), "not a Meta-World embodiment"),
+        (dict(observe_as="hand"), "for learned planners"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):

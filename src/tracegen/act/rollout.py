@@ -39,6 +39,7 @@ from tracegen.act.kinematics import ArmKinematics
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
+from tracegen.sim.painting import PaintedView
 from tracegen.sim.render import Frame
 from tracegen.traces import grid_pixel_indices
 
@@ -271,17 +272,24 @@ def scene_points(frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfi
 
 
 def arm_kinematics(
-    env: SimEnv, frame: Frame, num_points: int, ee_position: np.ndarray, cfg: ExecutorConfig
+    env: SimEnv,
+    frame: Frame,
+    num_points: int,
+    ee_position: np.ndarray,
+    cfg: ExecutorConfig,
+    geom_body: np.ndarray | None = None,
 ) -> ArmKinematics | None:
     """The robot's kinematics at the observation, with the body each of the ``num_points`` grid points starts on:
     the robot's own rendered mask (on a real robot: its model rendered from the calibrated camera); ``None``
-    without a mask."""
+    without a mask. ``geom_body (ngeom,)``: the body of each geom id in the frame, when another model drew it (a
+    painted view); ``env``'s by default."""
     if frame.seg is None:
         return None
     grid = int(round(np.sqrt(num_points)))
     rows, cols = grid_pixel_indices(*frame.depth.shape, grid)
     geom = frame.geom_ids()[rows, cols]
-    point_body = np.where(geom >= 0, env.model.geom_bodyid[np.maximum(geom, 0)], -1)
+    geom_body = env.model.geom_bodyid if geom_body is None else geom_body
+    point_body = np.where(geom >= 0, geom_body[np.maximum(geom, 0)], -1)
     return ArmKinematics(env.model, env.data.qpos, env.effector_body, ee_position, point_body, cfg.kinematics)
 
 
@@ -294,12 +302,17 @@ def rollout(
     cfg: RolloutConfig = RolloutConfig(),
     record: bool = False,
     recorder: RolloutRecorder | None = None,
+    view: PaintedView | None = None,
 ) -> RolloutResult:
     """One closed-loop episode from ``env.reset(seed)`` (then ``planner.begin_episode(seed)``); a ``recorder`` sees
-    every plan and executor step."""
+    every plan and executor step. ``view``: the planner observes ``env`` through it, the robot drawn as another
+    embodiment (:mod:`tracegen.sim.painting`; not for the oracle, whose exact tracks follow ``env``'s own geoms)."""
+    if view is not None and planner.name == "oracle":
+        raise ValueError("the oracle tracks the simulator's own geoms: it cannot plan on a painted view")
     env.reset(seed)
     planner.begin_episode(seed)
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
+    observer = env if view is None else view  # what the planner sees
     steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
@@ -312,7 +325,7 @@ def rollout(
             result.reason = "replan budget"
             break
         kinematic = cfg.executor.kinematic_path != "off"
-        frame = env.render(camera, depth=True, seg=planner.name == "oracle" or kinematic)
+        frame = observer.render(camera, depth=True, seg=planner.name == "oracle" or kinematic)
         K, w2c = env.intrinsics(camera), env.extrinsics(camera)
         t0 = time.perf_counter()
         traj = planner.plan(env, frame, K, w2c, instruction)
@@ -324,7 +337,8 @@ def rollout(
         )
         t0 = time.perf_counter()
         scene = scene_points(frame, K, w2c, cfg)
-        arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
+        geom_body = observer.model.geom_bodyid
+        arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor, geom_body) if kinematic else None
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )

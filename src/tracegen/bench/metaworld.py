@@ -72,6 +72,8 @@ class BenchConfig:
     restore_speed: bool = False  # the model planner's moving steps get the retargeted step length back
     workers: int = 1  # processes running episodes (spawned; each loads the planner once)
     videos: int = 0  # GIFs of the first N seeds of each task x camera
+    observe_as: str | None = None  # a Meta-World embodiment: the planner sees the robot drawn as it (cross-painting,
+    # sim.painting), e.g. "hand" for a model warmed up on the hand-like effector's videos; the Sawyer still acts
     settings: tuple[str, ...] = ()  # key=value changes to the executor's rules: RolloutConfig fields, executor.FIELD
     planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
     # `planner`; importable in a spawned process
@@ -107,6 +109,8 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
         check_checkpoint(cfg.ckpt)
     if cfg.planner == "neighbour":
         check_trace_data(cfg.data)
+    if cfg.observe_as is not None:
+        check_observe_as(cfg, proto)
     rollout_config(cfg, proto)  # refuse an unknown rule or a bad value now
     seeds = proto.eval_seeds[: cfg.seeds] if cfg.seeds else proto.eval_seeds
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
@@ -125,7 +129,7 @@ def run_settings(cfg: BenchConfig) -> dict:
         "restore_speed": cfg.restore_speed if model else None,
         "max_replans": cfg.max_replans,
         "rollout": changed_rules(cfg) or None,  # the executor's rules that differ from the defaults
-    }
+    } | ({"observe_as": cfg.observe_as} if cfg.observe_as else {})  # (absent from the logs of before it existed)
 
 
 def rollout_config(cfg: BenchConfig, proto: Protocol):
@@ -171,6 +175,18 @@ def check_trace_data(data: tuple[str, ...] | None) -> None:
         raise ValueError("--planner neighbour needs --data (the trace datasets to retrieve from)")
     for folder in data:
         detect(folder)  # DataError (a ValueError) naming the folder
+
+
+def check_observe_as(cfg: BenchConfig, proto: Protocol) -> None:
+    """Refuse a painted view the protocol's simulator has no variant for, or for the oracle (its exact tracks follow
+    the simulator's own geoms)."""
+    from tracegen.sim.env import suite_names
+
+    variants = suite_names(proto.suite).embodiments
+    if proto.suite != "metaworld" or cfg.observe_as not in variants:
+        raise ValueError(f"--observe-as {cfg.observe_as!r}: not a Meta-World embodiment; use one of {variants}")
+    if cfg.planner == "oracle":
+        raise ValueError("--observe-as is for learned planners: the oracle tracks the simulator's own geoms")
 
 
 def check_checkpoint(ckpt: str | None) -> None:
@@ -229,7 +245,7 @@ class EpisodeRunner:
         self.cfg, self.proto = cfg, PROTOCOLS[cfg.protocol]
         self.planner = make_planner(cfg)
         self.rollout_cfg = rollout_config(cfg, self.proto)
-        self.env, self.task = None, None
+        self.env, self.view, self.task = None, None, None
 
     def run(self, job: Job) -> dict:
         """The episode's record: outcome, steps, plans, reason, mean plan ms, its GIF if ``job.video`` (or the error
@@ -241,7 +257,9 @@ class EpisodeRunner:
         env, text = self._env(job.task), instructions(self.proto.suite, job.task)[0]
         recorder = ClipRecorder(job.camera) if job.video else None
         try:
-            r = rollout(env, self.planner, job.camera, job.seed, text, self.rollout_cfg, recorder=recorder)
+            r = rollout(
+                env, self.planner, job.camera, job.seed, text, self.rollout_cfg, recorder=recorder, view=self.view
+            )
         except Exception as e:  # noqa: BLE001 -- a crashed episode is a failure with its reason, not a crash
             return failure_record(job, f"error: {type(e).__name__}: {e}", traceback.format_exc(limit=3))
         outcome = {"success": r.success, "steps": r.steps, "plans": r.plans, "reason": r.reason}
@@ -258,12 +276,17 @@ class EpisodeRunner:
             self.close()
             height, width = self.proto.render_hw
             self.env, self.task = make_env(self.proto.suite, task, height=height, width=width), task
+            if self.cfg.observe_as:
+                from tracegen.sim.painting import PaintedView
+
+                self.view = PaintedView(self.env, self.cfg.observe_as)
         return self.env
 
     def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-        self.env, self.task = None, None
+        for sim in (self.env, self.view):
+            if sim is not None:
+                sim.close()
+        self.env, self.view, self.task = None, None, None
 
 
 def _mean_ms(times: list[float]) -> float | None:
