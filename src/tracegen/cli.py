@@ -227,7 +227,13 @@ def bench_metaworld(
         None,
         "--observe-as",
         help="Cross-painting: the planner sees the robot drawn as this Meta-World embodiment (e.g. hand, for a "
-        "model warmed up on the hand-like effector's videos); the Sawyer acts.",
+        "model warmed up on the hand-like effector's videos); the Sawyer acts. The robot's pixels are filled in "
+        "from around them, as on a real robot.",
+    ),
+    observe_reveal: bool = typer.Option(
+        False,
+        "--observe-reveal",
+        help="With --observe-as: show the scene the robot hides instead of filling it in (an upper bound).",
     ),
     settings: list[str] | None = typer.Option(
         None,
@@ -255,6 +261,7 @@ def bench_metaworld(
         workers=workers,
         videos=videos,
         observe_as=observe_as,
+        observe_reveal=observe_reveal,
         settings=tuple(settings or ()),
     )
     try:

@@ -91,6 +91,7 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(settings=('executor.grasp_rules=["dipp"]',)), "unknown grasp rule"),
         (dict(observe_as="octopus"), "not a Meta-World embodiment"),
         (dict(observe_as="hand"), "for learned planners"),
+        (dict(observe_reveal=True), "give --observe-as too"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):

@@ -272,24 +272,17 @@ def scene_points(frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfi
 
 
 def arm_kinematics(
-    env: SimEnv,
-    frame: Frame,
-    num_points: int,
-    ee_position: np.ndarray,
-    cfg: ExecutorConfig,
-    geom_body: np.ndarray | None = None,
+    env: SimEnv, frame: Frame, num_points: int, ee_position: np.ndarray, cfg: ExecutorConfig
 ) -> ArmKinematics | None:
     """The robot's kinematics at the observation, with the body each of the ``num_points`` grid points starts on:
     the robot's own rendered mask (on a real robot: its model rendered from the calibrated camera); ``None``
-    without a mask. ``geom_body (ngeom,)``: the body of each geom id in the frame, when another model drew it (a
-    painted view); ``env``'s by default."""
+    without a mask."""
     if frame.seg is None:
         return None
     grid = int(round(np.sqrt(num_points)))
     rows, cols = grid_pixel_indices(*frame.depth.shape, grid)
     geom = frame.geom_ids()[rows, cols]
-    geom_body = env.model.geom_bodyid if geom_body is None else geom_body
-    point_body = np.where(geom >= 0, geom_body[np.maximum(geom, 0)], -1)
+    point_body = np.where(geom >= 0, env.model.geom_bodyid[np.maximum(geom, 0)], -1)
     return ArmKinematics(env.model, env.data.qpos, env.effector_body, ee_position, point_body, cfg.kinematics)
 
 
@@ -306,7 +299,8 @@ def rollout(
 ) -> RolloutResult:
     """One closed-loop episode from ``env.reset(seed)`` (then ``planner.begin_episode(seed)``); a ``recorder`` sees
     every plan and executor step. ``view``: the planner observes ``env`` through it, the robot drawn as another
-    embodiment (:mod:`tracegen.sim.painting`; not for the oracle, whose exact tracks follow ``env``'s own geoms)."""
+    embodiment (:mod:`tracegen.sim.painting`; the arm's mask is then the drawn effector's; not for the oracle, whose
+    exact tracks follow the robot's own geoms)."""
     if view is not None and planner.name == "oracle":
         raise ValueError("the oracle tracks the simulator's own geoms: it cannot plan on a painted view")
     env.reset(seed)
@@ -337,8 +331,7 @@ def rollout(
         )
         t0 = time.perf_counter()
         scene = scene_points(frame, K, w2c, cfg)
-        geom_body = observer.model.geom_bodyid
-        arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor, geom_body) if kinematic else None
+        arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )

@@ -74,6 +74,7 @@ class BenchConfig:
     videos: int = 0  # GIFs of the first N seeds of each task x camera
     observe_as: str | None = None  # a Meta-World embodiment: the planner sees the robot drawn as it (cross-painting,
     # sim.painting), e.g. "hand" for a model warmed up on the hand-like effector's videos; the Sawyer still acts
+    observe_reveal: bool = False  # ... drawn with the scene the robot hides (an upper bound no real camera sees)
     settings: tuple[str, ...] = ()  # key=value changes to the executor's rules: RolloutConfig fields, executor.FIELD
     planner_factory: str | None = None  # internal (tests): "module:function", function(cfg) -> Planner, in place of
     # `planner`; importable in a spawned process
@@ -111,6 +112,8 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
         check_trace_data(cfg.data)
     if cfg.observe_as is not None:
         check_observe_as(cfg, proto)
+    elif cfg.observe_reveal:
+        raise ValueError("--observe-reveal changes a painted view: give --observe-as too")
     rollout_config(cfg, proto)  # refuse an unknown rule or a bad value now
     seeds = proto.eval_seeds[: cfg.seeds] if cfg.seeds else proto.eval_seeds
     return proto, [(t, c, s) for t in tasks for c in cameras for s in seeds]
@@ -129,7 +132,9 @@ def run_settings(cfg: BenchConfig) -> dict:
         "restore_speed": cfg.restore_speed if model else None,
         "max_replans": cfg.max_replans,
         "rollout": changed_rules(cfg) or None,  # the executor's rules that differ from the defaults
-    } | ({"observe_as": cfg.observe_as} if cfg.observe_as else {})  # (absent from the logs of before it existed)
+    } | (  # (absent from the logs of before they existed)
+        {"observe_as": cfg.observe_as, "observe_reveal": cfg.observe_reveal} if cfg.observe_as else {}
+    )
 
 
 def rollout_config(cfg: BenchConfig, proto: Protocol):
@@ -279,7 +284,7 @@ class EpisodeRunner:
             if self.cfg.observe_as:
                 from tracegen.sim.painting import PaintedView
 
-                self.view = PaintedView(self.env, self.cfg.observe_as)
+                self.view = PaintedView(self.env, self.cfg.observe_as, reveal=self.cfg.observe_reveal)
         return self.env
 
     def close(self) -> None:
