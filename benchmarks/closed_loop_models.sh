@@ -9,9 +9,12 @@
 #   warmup_gt     pretrained, warmed up on the exact traces
 #   cross         pretrained, warmed up on the target tasks recorded with the hand-like effector instead of the
 #                 Sawyer (TraceForge traces), benched with the Sawyer         (sim analogue of human -> robot)
+#   cross_painted the cross model, benched with the Sawyer cross-painted as the hand (`--observe-as hand`: the
+#                 robot masked out of each observation, filled in, and the hand drawn at its pose)
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
-#   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross"] \
+#   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] \
+#   [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross cross_painted"] \
 #   [SEED=0] \
 #   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] [PLAN_ARGS="--steps 1"] \
 #   bash benchmarks/closed_loop_models.sh
@@ -42,7 +45,7 @@ PRETRAIN_EPISODES=${PRETRAIN_EPISODES:-1}
 SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
-ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross}
+ROWS=${ROWS:-scratch scratch_gt pretrained warmup warmup_gt cross cross_painted}
 SEED=${SEED:-0}
 TG=${TG:-tracegen}
 FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
@@ -94,17 +97,20 @@ for row in $ROWS; do
     # shellcheck disable=SC2086
     scratch_gt) train "$run" "$SEED" --data "$OUT/traces/target_gt" --steps "$SCRATCH_STEPS" val_fraction=0 \
       $MODEL_ARGS ;;
-    pretrained | warmup | warmup_gt | cross)
+    pretrained | warmup | warmup_gt | cross | cross_painted)
       # shellcheck disable=SC2086
       train pretrained 0 --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS" $MODEL_ARGS
       case $row in warmup) warmup "$run" target ;; warmup_gt) warmup "$run" target_gt ;;
-        cross) warmup "$run" cross_hand ;; pretrained) ;; esac ;;
-    *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross)" >&2; exit 2 ;;
+        cross | cross_painted) run=${run/cross_painted/cross}; warmup "$run" cross_hand ;; pretrained) ;; esac ;;
+    *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross, cross_painted)" >&2
+      exit 2 ;;
   esac
   # shellcheck disable=SC2086  # PLAN_ARGS holds several words
   $TG eval-traces --ckpt "$OUT/$run" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$run.json" \
     $PLAN_ARGS > /dev/null
+  paint=()
+  [ "${row%_painted}" = "$row" ] || paint=(--observe-as hand)
   # shellcheck disable=SC2086
   $TG bench metaworld --protocol avdc --ckpt "$OUT/$run" --seeds "$SEEDS" --workers "$WORKERS" \
-    --json "$OUT/bench_$run.json" $PLAN_ARGS
+    --json "$OUT/bench_${run/cross/$row}.json" $PLAN_ARGS "${paint[@]}"
 done

@@ -202,3 +202,11 @@ def test_closed_loop_models_script_composes_each_rows_commands(tmp_path):
     assert lines[2].startswith(f"train --out {out}/pretrained threads=2 moving_weight=4 seed=0 ")
     assert lines[3].startswith(f"train --out {out}/warmup_s1 threads=2 moving_weight=4 seed=1 ")
     assert f"--init {out}/pretrained" in lines[3] and f"--json {out}/bench_warmup_s1.json" in lines[4]
+    # the painted row benches the cross model itself, with the Sawyer drawn as the hand
+    env |= {"ROWS": "cross cross_painted", "SEED": "0"}
+    run = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    benches = [line for line in run.stdout.splitlines() if line.startswith("bench ")]
+    assert len(benches) == 2 and all(f"--ckpt {out}/cross " in line for line in benches)
+    assert f"--json {out}/bench_cross.json" in benches[0] and "--observe-as" not in benches[0]
+    assert benches[1].endswith(f"--json {out}/bench_cross_painted.json --observe-as hand")

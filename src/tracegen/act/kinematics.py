@@ -79,6 +79,16 @@ def _body_joints(model: mujoco.MjModel, body: int) -> range:
 
 def arm_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
     """``(nbody,)`` bool: bodies moved by ``joints`` and by no other joint (arm links and the hand, not fingers)."""
+    return _moved_bodies(model, joints, others=False)
+
+
+def robot_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
+    """``(nbody,)`` bool: bodies moved by ``joints`` (arm links, hand and fingers: the robot as a camera sees it)."""
+    return _moved_bodies(model, joints, others=True)
+
+
+def _moved_bodies(model: mujoco.MjModel, joints: np.ndarray, others: bool) -> np.ndarray:
+    """Bodies moved by ``joints``; unless ``others``, not those that some other joint on their chain moves too."""
     own = np.zeros(model.nbody, bool)  # moved by an arm joint
     other = np.zeros(model.nbody, bool)  # ... or by some other joint on its chain
     arm = set(int(j) for j in joints)
@@ -87,7 +97,7 @@ def arm_bodies(model: mujoco.MjModel, joints: np.ndarray) -> np.ndarray:
         mine = _body_joints(model, b)
         own[b] = own[p] or any(j in arm for j in mine)
         other[b] = other[p] or any(j not in arm for j in mine)
-    return own & ~other
+    return own if others else own & ~other
 
 
 class BodyJacobians:
@@ -132,6 +142,7 @@ class ArmKinematics:
         self.qadr = model.jnt_qposadr[self.joints]  # (J,)
         self.dadr = model.jnt_dofadr[self.joints]  # (J,)
         self.movable = arm_bodies(model, self.joints)  # (nbody,)
+        self.robot = robot_bodies(model, self.joints)  # (nbody,) what a camera sees of the robot
         limited = model.jnt_limited[self.joints].astype(bool)  # (J,)
         self.lower = np.where(limited, model.jnt_range[self.joints, 0], -np.inf)  # (J,) the joints' limits (rad, m)
         self.upper = np.where(limited, model.jnt_range[self.joints, 1], np.inf)

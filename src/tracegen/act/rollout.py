@@ -65,6 +65,7 @@ class RolloutConfig:
     grasp_press_m: float = 0.06  # > 0: from the contact point, keep going down (world -z, at most this far) ...
     press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
+    scene_without_robot: bool = False  # ... less the robot's own pixels (its mask, as the kinematic fit reads it)
     release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
     regrasp: bool = True  # a latched gripper opens when a plan grasps later than its first step: the trace says the
@@ -260,14 +261,18 @@ def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig
     return bool(gain >= window * cfg.far_progress_m)
 
 
-def scene_points(frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfig) -> np.ndarray | None:
+def scene_points(
+    frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfig, hidden: np.ndarray | None = None
+) -> np.ndarray | None:
     """``(P, 3)`` the observation's depth, every ``scene_stride`` pixels, in world coordinates (m): the dip rule's
-    scene. ``None`` without depth or with ``scene_stride`` 0."""
+    scene (less the pixels of ``hidden (H, W)`` bool, if given). ``None`` without depth or with ``scene_stride`` 0."""
     if cfg.scene_stride <= 0 or frame.depth is None:
         return None
     d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
     vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
     ok = (d > 0) & (d < cfg.executor.max_depth_m)
+    if hidden is not None:
+        ok &= ~hidden[:: cfg.scene_stride, :: cfg.scene_stride]
     return pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
 
 
@@ -284,6 +289,15 @@ def arm_kinematics(
     geom = frame.geom_ids()[rows, cols]
     point_body = np.where(geom >= 0, env.model.geom_bodyid[np.maximum(geom, 0)], -1)
     return ArmKinematics(env.model, env.data.qpos, env.effector_body, ee_position, point_body, cfg.kinematics)
+
+
+def robot_pixels(env: SimEnv, frame: Frame, arm: ArmKinematics | None) -> np.ndarray | None:
+    """``(H, W)`` bool: the pixels of ``frame`` on the robot (its links, hand and fingers); ``None`` without its
+    mask or kinematics."""
+    if arm is None or frame.seg is None:
+        return None
+    geom = frame.geom_ids()
+    return (geom >= 0) & arm.robot[env.model.geom_bodyid[np.maximum(geom, 0)]]
 
 
 def rollout(
@@ -330,8 +344,9 @@ def rollout(
             recent.max() - recent[-1] if cfg.descent_slack_m < 0 else recent_descent(recent, cfg.descent_slack_m)
         )
         t0 = time.perf_counter()
-        scene = scene_points(frame, K, w2c, cfg)
         arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
+        robot = robot_pixels(env, frame, arm) if cfg.scene_without_robot else None
+        scene = scene_points(frame, K, w2c, cfg, hidden=robot)
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
