@@ -5,9 +5,16 @@ import numpy as np
 import pytest
 
 from tracegen.act.executor import ExecutorConfig, effector_motion
-from tracegen.act.kinematics import ArmKinematics, BodyJacobians, KinematicFitConfig, arm_bodies, arm_joints
+from tracegen.act.kinematics import (
+    ArmKinematics,
+    BodyJacobians,
+    KinematicFitConfig,
+    arm_bodies,
+    arm_joints,
+    robot_bodies,
+)
 from tracegen.act.planners import OraclePlanner
-from tracegen.act.rollout import RolloutConfig, rollout
+from tracegen.act.rollout import RolloutConfig, arm_kinematics, robot_pixels, rollout, scene_points
 from tracegen.settings import apply_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
@@ -37,6 +44,33 @@ def test_the_chain_is_the_arms_seven_joints_and_its_bodies_leave_the_fingers_out
     moved = {name(m, b) for b in np.flatnonzero(arm_bodies(m, joints))}
     assert {"right_l0", "right_l4", "hand"} <= moved
     assert not {"rightclaw", "leftclaw", "RoundNut", "world"} & moved  # fingers have joints of their own
+
+
+def test_the_robot_as_a_camera_sees_it_adds_the_fingers_and_nothing_of_the_scene(env):
+    m = env.model
+    joints = arm_joints(m, env.effector_body)
+    robot = {name(m, b) for b in np.flatnonzero(robot_bodies(m, joints))}
+    assert {name(m, b) for b in np.flatnonzero(arm_bodies(m, joints))} < robot
+    assert {"rightclaw", "leftclaw", "hand", "right_l0"} <= robot
+    assert not {"RoundNut", "peg", "world"} & robot
+
+
+def test_the_dip_rules_scene_without_the_robot_leaves_out_exactly_its_pixels(env):
+    env.reset(0)
+    frame = env.render("corner", depth=True, seg=True)
+    K, w2c = env.intrinsics("corner"), env.extrinsics("corner")
+    arm = arm_kinematics(env, frame, 400, env.ee_pose()[:3, 3], ExecutorConfig())
+    mask = robot_pixels(env, frame, arm)
+    geom = frame.geom_ids()
+    bodies = {name(env.model, b) for b in np.unique(env.model.geom_bodyid[geom[mask]])}
+    assert mask.sum() > 500 and {"hand", "rightpad", "leftpad"} <= bodies and "RoundNut" not in bodies
+    cfg = RolloutConfig(scene_stride=1)
+    whole, less = scene_points(frame, K, w2c, cfg), scene_points(frame, K, w2c, cfg, hidden=mask)
+    assert len(whole) - len(less) == (mask & (frame.depth > 0) & (frame.depth < cfg.executor.max_depth_m)).sum()
+    finger = env.data.xpos[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, "rightpad")]
+    assert np.linalg.norm(whole - finger, axis=1).min() < 0.03  # the finger pad is in the whole scene ...
+    assert np.linalg.norm(less - finger, axis=1).min() > np.linalg.norm(whole - finger, axis=1).min()  # ... not here
+    assert robot_pixels(env, frame, None) is None
 
 
 def arm_motion(env, camera, action, steps=25, every=5):
