@@ -90,7 +90,7 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(settings=("executor.path_mode=bogus",)), "unknown path_mode 'bogus'"),
         (dict(settings=('executor.grasp_rules=["dipp"]',)), "unknown grasp rule"),
         (dict(observe_as="octopus"), "not a Meta-World embodiment"),
-        (dict(observe_as="hand"), "for learned planners"),
+        (dict(observe_as="hand"), "for the model and neighbour planners"),
         (dict(observe_reveal=True), "give --observe-as too"),
     ],
 )

@@ -191,7 +191,9 @@ def check_observe_as(cfg: BenchConfig, proto: Protocol) -> None:
     if proto.suite != "metaworld" or cfg.observe_as not in variants:
         raise ValueError(f"--observe-as {cfg.observe_as!r}: not a Meta-World embodiment; use one of {variants}")
     if cfg.planner == "oracle":
-        raise ValueError("--observe-as is for learned planners: the oracle tracks the simulator's own geoms")
+        raise ValueError(
+            "--observe-as is for the model and neighbour planners: the oracle tracks the simulator's own geoms"
+        )
 
 
 def check_checkpoint(ckpt: str | None) -> None:
