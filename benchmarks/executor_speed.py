@@ -1,7 +1,7 @@
 """How long the executor takes to turn one trace into a plan, by the kinematic fit's iterations.
 
     MUJOCO_GL=egl OPENBLAS_NUM_THREADS=1 python benchmarks/executor_speed.py --ckpt runs/cl_kin/scratch \
-        --iterations 8 64 [--seeds 2] [--planner oracle]
+        --iterations 8 64 [--seeds 2]        # without --ckpt: the oracle's exact traces
 
 The first trace of each AVDC task x camera x seed (the model's with ``--ckpt``, else the oracle's, the protocol's
 240x320 renders) goes through ``plan_from_trace`` with the rollout's own arm kinematics, once per iteration count
@@ -29,8 +29,9 @@ def first_traces(planner, seeds: int) -> list[tuple]:
     """``(env, frame, K, w2c, tcp, trace, qpos)`` of the first plan of every task x camera x seed."""
     protocol = PROTOCOLS["avdc"]
     cases = []
+    height, width = protocol.render_hw
     for task in protocol.tasks:
-        env = make_env("metaworld", task, height=240, width=320)
+        env = make_env("metaworld", task, height=height, width=width)  # kept open: the cases plan on it later
         for camera in protocol.cameras:
             for seed in range(seeds):
                 env.reset(seed)

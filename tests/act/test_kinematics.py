@@ -14,7 +14,7 @@ from tracegen.act.kinematics import (
     robot_bodies,
 )
 from tracegen.act.planners import OraclePlanner
-from tracegen.act.rollout import RolloutConfig, arm_kinematics, robot_pixels, rollout, scene_points
+from tracegen.act.rollout import RolloutConfig, robot_pixels, rollout, scene_points
 from tracegen.settings import apply_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
@@ -59,8 +59,7 @@ def test_the_dip_rules_scene_without_the_robot_leaves_out_exactly_its_pixels(env
     env.reset(0)
     frame = env.render("corner", depth=True, seg=True)
     K, w2c = env.intrinsics("corner"), env.extrinsics("corner")
-    arm = arm_kinematics(env, frame, 400, env.ee_pose()[:3, 3], ExecutorConfig())
-    mask = robot_pixels(env, frame, arm)
+    mask = robot_pixels(env, frame)
     geom = frame.geom_ids()
     bodies = {name(env.model, b) for b in np.unique(env.model.geom_bodyid[geom[mask]])}
     assert mask.sum() > 500 and {"hand", "rightpad", "leftpad"} <= bodies and "RoundNut" not in bodies
@@ -70,7 +69,7 @@ def test_the_dip_rules_scene_without_the_robot_leaves_out_exactly_its_pixels(env
     finger = env.data.xpos[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, "rightpad")]
     assert np.linalg.norm(whole - finger, axis=1).min() < 0.03  # the finger pad is in the whole scene ...
     assert np.linalg.norm(less - finger, axis=1).min() > np.linalg.norm(whole - finger, axis=1).min()  # ... not here
-    assert robot_pixels(env, frame, None) is None
+    assert robot_pixels(env, env.render("corner", depth=True)) is None  # no segmentation, no mask
 
 
 def arm_motion(env, camera, action, steps=25, every=5):

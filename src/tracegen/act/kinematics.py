@@ -142,7 +142,6 @@ class ArmKinematics:
         self.qadr = model.jnt_qposadr[self.joints]  # (J,)
         self.dadr = model.jnt_dofadr[self.joints]  # (J,)
         self.movable = arm_bodies(model, self.joints)  # (nbody,)
-        self.robot = robot_bodies(model, self.joints)  # (nbody,) what a camera sees of the robot
         limited = model.jnt_limited[self.joints].astype(bool)  # (J,)
         self.lower = np.where(limited, model.jnt_range[self.joints, 0], -np.inf)  # (J,) the joints' limits (rad, m)
         self.upper = np.where(limited, model.jnt_range[self.joints, 1], np.inf)

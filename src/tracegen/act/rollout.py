@@ -35,7 +35,7 @@ from typing import Protocol
 import numpy as np
 
 from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
-from tracegen.act.kinematics import ArmKinematics
+from tracegen.act.kinematics import ArmKinematics, arm_joints, robot_bodies
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
@@ -65,7 +65,7 @@ class RolloutConfig:
     grasp_press_m: float = 0.06  # > 0: from the contact point, keep going down (world -z, at most this far) ...
     press_blocked_m: float = 0.001  # ... until two steps come down less than this (blocked by the object or table)
     scene_stride: int = 4  # > 0: the observation's depth, every this many pixels, is the dip rule's scene
-    scene_without_robot: bool = False  # ... less the robot's own pixels (its mask, as the kinematic fit reads it)
+    scene_without_robot: bool = False  # ... less the robot's own pixels (its rendered mask: links, hand, fingers)
     release_static_plans: int = 2  # > 0: a latched gripper opens (for grasp_wait_steps, in place) after this many
     # static plans in a row: a grasp after which the trace wants nothing moved has failed; the next plan starts over
     regrasp: bool = True  # a latched gripper opens when a plan grasps later than its first step: the trace says the
@@ -291,13 +291,14 @@ def arm_kinematics(
     return ArmKinematics(env.model, env.data.qpos, env.effector_body, ee_position, point_body, cfg.kinematics)
 
 
-def robot_pixels(env: SimEnv, frame: Frame, arm: ArmKinematics | None) -> np.ndarray | None:
-    """``(H, W)`` bool: the pixels of ``frame`` on the robot (its links, hand and fingers); ``None`` without its
-    mask or kinematics."""
-    if arm is None or frame.seg is None:
+def robot_pixels(env: SimEnv, frame: Frame) -> np.ndarray | None:
+    """``(H, W)`` bool: the pixels of ``frame`` on the robot (the bodies its arm's joints move: links, hand and
+    fingers); ``None`` without a segmentation."""
+    if frame.seg is None:
         return None
+    robot = robot_bodies(env.model, arm_joints(env.model, env.effector_body))  # (nbody,)
     geom = frame.geom_ids()
-    return (geom >= 0) & arm.robot[env.model.geom_bodyid[np.maximum(geom, 0)]]
+    return (geom >= 0) & robot[env.model.geom_bodyid[np.maximum(geom, 0)]]
 
 
 def rollout(
@@ -333,7 +334,9 @@ def rollout(
             result.reason = "replan budget"
             break
         kinematic = cfg.executor.kinematic_path != "off"
-        frame = observer.render(camera, depth=True, seg=planner.name == "oracle" or kinematic)
+        frame = observer.render(
+            camera, depth=True, seg=planner.name == "oracle" or kinematic or cfg.scene_without_robot
+        )
         K, w2c = env.intrinsics(camera), env.extrinsics(camera)
         t0 = time.perf_counter()
         traj = planner.plan(env, frame, K, w2c, instruction)
@@ -345,7 +348,7 @@ def rollout(
         )
         t0 = time.perf_counter()
         arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
-        robot = robot_pixels(env, frame, arm) if cfg.scene_without_robot else None
+        robot = robot_pixels(env, frame) if cfg.scene_without_robot else None
         scene = scene_points(frame, K, w2c, cfg, hidden=robot)
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
