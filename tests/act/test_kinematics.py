@@ -14,7 +14,7 @@ from tracegen.act.kinematics import (
     robot_bodies,
 )
 from tracegen.act.planners import OraclePlanner
-from tracegen.act.rollout import RolloutConfig, robot_pixels, rollout, scene_points
+from tracegen.act.rollout import RolloutConfig, finger_offsets, robot_pixels, rollout, scene_points
 from tracegen.settings import apply_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
@@ -70,6 +70,14 @@ def test_the_dip_rules_scene_without_the_robot_leaves_out_exactly_its_pixels(env
     assert np.linalg.norm(whole - finger, axis=1).min() < 0.03  # the finger pad is in the whole scene ...
     assert np.linalg.norm(less - finger, axis=1).min() > np.linalg.norm(whole - finger, axis=1).min()  # ... not here
     assert robot_pixels(env, env.render("corner", depth=True)) is None  # no segmentation, no mask
+
+
+def test_the_open_fingers_lie_either_side_of_the_tool_centre(env):
+    env.reset(0)
+    offsets = finger_offsets(env, env.ee_pose()[:3, 3])  # (F, 2) m: claws and pads, both sides
+    assert len(offsets) == 4
+    assert np.abs(offsets.mean(0)).max() < 0.005  # symmetric about the tool centre ...
+    assert np.linalg.norm(offsets, axis=1).min() > 0.04 and np.linalg.norm(offsets, axis=1).max() < 0.06  # ~5 cm
 
 
 def arm_motion(env, camera, action, steps=25, every=5):

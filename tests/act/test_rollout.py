@@ -1,9 +1,11 @@
 """The closed loop's grasp and recovery rules on a point-mass robot above a floor (no simulator)."""
 
 import numpy as np
+import pytest
 
 from tracegen.act.executor import Plan
-from tracegen.act.rollout import RolloutConfig, approach_contact, drive, follow, rollout
+from tracegen.act.height_map import HeightMap
+from tracegen.act.rollout import RolloutConfig, approach_contact, closed_press_start, drive, follow, rollout
 from tracegen.geometry import intrinsics, look_at, world_to_pixels
 from tracegen.sim.render import Frame
 
@@ -233,11 +235,36 @@ def test_every_episode_is_announced_to_the_planner_with_its_seed():
     assert (first.steps, first.plans) == (second.steps, second.plans)  # the plan count restarted with the episode
 
 
-def test_a_press_straight_down_is_followed_with_the_gripper_closed_only_when_asked():
+def test_a_press_straight_down_is_followed_with_the_gripper_closed_from_where_it_begins():
     path = np.array([[0.1, 0.0, 0.2], [0.0, 0.0, 0.2], [0.0, 0.0, 0.15], [0.0, 0.0, 0.1], [0.0, 0.0, 0.1]])
     plan = Plan(path, np.zeros(5, bool), np.arange(1), path[None], None)
-    for press_m, closes in ((0.03, True), (0.0, False)):
+    every_press = RolloutConfig(press_straddle_m=0)  # no height map asked: every final press closes
+    for closed_press, closes in ((closed_press_start(plan, every_press), True), (None, False)):
         robot = PointRobot(path[0])
-        follow(robot, plan, RolloutConfig(close_for_press_m=press_m), 200, [robot.ee.copy()])
+        follow(robot, plan, RolloutConfig(), 200, [robot.ee.copy()], closed_press)
         assert robot.efforts[0] < 0  # the sideways move to over the button: open either way
         assert (robot.efforts[-1] > 0) == closes  # the press: closed, a narrower tool
+
+
+def test_a_press_closes_only_on_something_narrower_than_the_open_hand():
+    path = np.array([[0.1, 0.0, 0.2], [0.0, 0.0, 0.2], [0.0, 0.0, 0.15], [0.0, 0.0, 0.1], [0.0, 0.0, 0.1]])
+    plan = Plan(path, np.zeros(5, bool), np.arange(1), path[None], None)
+    fingers = np.array([[0.0, -0.047], [0.0, 0.047]])
+    xx, yy = np.meshgrid(np.arange(-0.1, 0.1, 0.004), np.arange(-0.1, 0.1, 0.004), indexing="ij")
+
+    def scene(cx, cy):  # a floor at z = 0 with a 4 cm cap, 12 cm tall, centred at (cx, cy)
+        cap = (np.abs(xx - cx) < 0.02) & (np.abs(yy - cy) < 0.02)
+        heights = HeightMap()
+        heights.update(np.stack([xx.ravel(), yy.ravel(), np.where(cap, 0.12, 0.0).ravel()], 1))
+        return heights
+
+    cfg = RolloutConfig()
+    assert closed_press_start(plan, cfg, scene(0.0, 0.0), fingers) == 1  # a cap under the press: closed
+    assert closed_press_start(plan, cfg, scene(0.0, 0.047), fingers) is None  # a lever under a finger: open
+    assert closed_press_start(plan, cfg) is None  # nothing remembered: open
+    assert closed_press_start(plan, RolloutConfig(close_for_press_m=0), scene(0.0, 0.0), fingers) is None
+
+
+def test_a_height_map_with_no_cells_is_refused_with_the_way_out():
+    with pytest.raises(ValueError, match="press_straddle_m=0"):
+        RolloutConfig(height_stride=0)

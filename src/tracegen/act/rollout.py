@@ -14,10 +14,13 @@ over the contact point), then closes in place for
 row say the grasp failed (it then opens and the next plan starts over), or a plan grasps again later than its first
 step (``regrasp``: the object is not in hand; the effector goes to it open and closes on it again). With
 ``close_free_motion`` a plan with no grasp in it is followed with the gripper closed: a narrower tool, as Meta-World's
-experts press buttons and push doors (open fingers straddle a button's cap); with ``close_for_press_m`` only the
-descent of a plan that ends pressing straight down is followed closed (:meth:`Plan.final_press_start`). The dip rule
-learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``) and sees the
-scene in the observation's depth (``scene_stride``).
+experts press buttons and push doors (open fingers straddle a button's cap); with ``close_for_press_m`` (the default)
+only the descent of a plan that ends pressing straight down is followed closed (:meth:`Plan.final_press_start`), and
+only when it aims at something narrower than the open hand (``press_straddle_m``): the scene's height map
+(:mod:`tracegen.act.height_map`), fused over the episode's observations less the robot's pixels, shows the surface
+under the press's end standing above the one under some finger (a button's cap, not a lever under a finger). The
+dip rule learns how far the effector just came down from its last uninterrupted descent (``descent_slack_m``) and
+sees the scene in the observation's depth (``scene_stride``).
 
 Static traces: a retargeted trace drops the last part of a motion that is shorter than one of its steps (and a
 gripper with few grid points dilutes the fastest points' speed), so the end of a press can be invisible. After
@@ -35,7 +38,8 @@ from typing import Protocol
 import numpy as np
 
 from tracegen.act.executor import ExecutorConfig, Plan, plan_from_trace, recent_descent
-from tracegen.act.kinematics import ArmKinematics, arm_joints, robot_bodies
+from tracegen.act.height_map import HeightMap, straddled_protrusion
+from tracegen.act.kinematics import ArmKinematics, arm_bodies, arm_joints, robot_bodies
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
 from tracegen.sim.env import SimEnv
@@ -75,8 +79,13 @@ class RolloutConfig:
     close_free_motion: bool = False  # a plan with no grasp in it is followed with the gripper closed (a narrower
     # tool for presses and pushes); a plan with a grasp is followed open until the grasp. Off: it costs the
     # learned planners more than it gives the oracle (BENCHMARKS, 2026-12-06 afternoon)
-    close_for_press_m: float = 0.0  # > 0: a plan with no grasp whose motion ends going straight down by at least
-    # this much (a press) closes the gripper from where that descent begins (Plan.final_press_start)
+    close_for_press_m: float = 0.03  # > 0: a plan with no grasp whose motion ends going straight down by at least
+    # this much (a press) closes the gripper from where that descent begins (Plan.final_press_start) ...
+    press_straddle_m: float = 0.02  # ... > 0: only if it aims at something narrower than the open hand: in the
+    # remembered height map (act.height_map; the robot's own pixels left out), the surface under the press's end
+    # stands this much above the one under some finger (a button's cap; a lever under a finger: stay open)
+    height_cell_m: float = 0.01  # the height map's cells ...
+    height_stride: int = 2  # ... filled from the observation's depth every this many pixels
     stuck_push_closed: bool = True  # ... with the gripper closed first (a narrower tool), or as it is: open
     stuck_motion_steps: int = 30  # ... the last motion: the effector's net displacement over this many env steps
     latch_gripper: bool = True  # once closed, the gripper stays closed (a coarse grid rarely shows a release)
@@ -84,6 +93,14 @@ class RolloutConfig:
     descent_slack_m: float = 0.003  # >= 0: the dip rule measures the last uninterrupted descent in that window
     # (rises up to this are noise; executor.recent_descent); < 0: the window's highest point
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        if self.height_cell_m <= 0 or self.height_stride < 1:
+            raise ValueError(
+                f"the press's height map needs height_cell_m > 0 and height_stride >= 1 (got {self.height_cell_m}, "
+                f"{self.height_stride}); to press without it, set press_straddle_m=0 (every press closed) or "
+                "close_for_press_m=0 (every press open)"
+            )
 
 
 @dataclass
@@ -213,17 +230,22 @@ def approach_contact(
 
 
 def follow(
-    env: SimEnv, plan: Plan, cfg: RolloutConfig, budget: int, history: list[np.ndarray]
+    env: SimEnv,
+    plan: Plan,
+    cfg: RolloutConfig,
+    budget: int,
+    history: list[np.ndarray],
+    closed_press: int | None = None,
 ) -> tuple[int, bool, bool]:
-    """Follow ``plan`` for at most ``budget`` env steps (effector positions are appended to ``history``).
+    """Follow ``plan`` for at most ``budget`` env steps (effector positions are appended to ``history``); from step
+    ``closed_press`` on (:func:`closed_press_start`), with the gripper closed.
 
     Returns (steps used, success, whether a closed-gripper command was sent).
     """
     used, sent_closed = 0, False
     last = min(len(plan.positions), cfg.steps_per_plan + 1)
     tool = cfg.close_free_motion and not plan.gripper_closed.any()  # no grasp: move as a closed, narrower tool
-    press = plan.final_press_start(cfg.close_for_press_m) if cfg.close_for_press_m > 0 else None
-    press_from = last if press is None else press + 1  # the press's steps are followed closed: a narrower tool
+    press_from = last if closed_press is None else closed_press + 1  # the press's steps: a narrower tool
     for k in range(1, last):
         closed = bool(plan.gripper_closed[k])
         sent_closed |= closed
@@ -252,6 +274,32 @@ def follow(
     return used, False, sent_closed
 
 
+def closed_press_start(
+    plan: Plan, cfg: RolloutConfig, heights: HeightMap | None = None, finger_offsets: np.ndarray | None = None
+) -> int | None:
+    """The step from which ``plan`` is followed with the gripper closed: where its final press begins
+    (``close_for_press_m``; :meth:`Plan.final_press_start`), when the open fingers, at ``finger_offsets (F, 2)``
+    (m) from the tool centre, would straddle what ``heights`` shows under the press's end (``press_straddle_m``;
+    with no height map or fingers, never). ``None``: the plan is followed as it is."""
+    if cfg.close_for_press_m <= 0:
+        return None
+    start = plan.final_press_start(cfg.close_for_press_m)
+    if start is None or cfg.press_straddle_m <= 0:
+        return start
+    if heights is None or finger_offsets is None:
+        return None
+    straddles = straddled_protrusion(heights, plan.positions[-1, :2], finger_offsets, cfg.press_straddle_m)
+    return start if straddles else None
+
+
+def finger_offsets(env: SimEnv, ee_position: np.ndarray) -> np.ndarray:
+    """``(F, 2)`` horizontal offsets (world, m) from the tool centre ``ee_position (3,)`` of the robot's finger
+    bodies (moved by the arm's joints and their own), as the robot stands now."""
+    joints = arm_joints(env.model, env.effector_body)
+    fingers = robot_bodies(env.model, joints) & ~arm_bodies(env.model, joints)  # (nbody,)
+    return env.data.xpos[fingers, :2] - np.asarray(ee_position)[:2]
+
+
 def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig, window: int = 3) -> bool:
     """Whether the effector came at least ``far_progress_m`` per step closer to ``target`` over its last ``window``
     steps (a far waypoint still being reached, not a blocked one)."""
@@ -262,17 +310,24 @@ def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig
 
 
 def scene_points(
-    frame: Frame, K: np.ndarray, w2c: np.ndarray, cfg: RolloutConfig, hidden: np.ndarray | None = None
+    frame: Frame,
+    K: np.ndarray,
+    w2c: np.ndarray,
+    cfg: RolloutConfig,
+    hidden: np.ndarray | None = None,
+    stride: int | None = None,
 ) -> np.ndarray | None:
-    """``(P, 3)`` the observation's depth, every ``scene_stride`` pixels, in world coordinates (m): the dip rule's
-    scene (less the pixels of ``hidden (H, W)`` bool, if given). ``None`` without depth or with ``scene_stride`` 0."""
-    if cfg.scene_stride <= 0 or frame.depth is None:
+    """``(P, 3)`` the observation's depth, every ``stride`` (default ``scene_stride``) pixels, in world coordinates
+    (m): the dip rule's scene (less the pixels of ``hidden (H, W)`` bool, if given). ``None`` without depth or with
+    a stride of 0."""
+    stride = cfg.scene_stride if stride is None else stride
+    if stride <= 0 or frame.depth is None:
         return None
-    d = frame.depth[:: cfg.scene_stride, :: cfg.scene_stride]
-    vv, uu = np.mgrid[: frame.depth.shape[0] : cfg.scene_stride, : frame.depth.shape[1] : cfg.scene_stride]
+    d = frame.depth[::stride, ::stride]
+    vv, uu = np.mgrid[: frame.depth.shape[0] : stride, : frame.depth.shape[1] : stride]
     ok = (d > 0) & (d < cfg.executor.max_depth_m)
     if hidden is not None:
-        ok &= ~hidden[:: cfg.scene_stride, :: cfg.scene_stride]
+        ok &= ~hidden[::stride, ::stride]
     return pixels_to_world(np.stack([uu[ok], vv[ok], d[ok]], -1).astype(np.float64), K, w2c)
 
 
@@ -323,6 +378,8 @@ def rollout(
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
     observer = env if view is None else view  # what the planner sees
     steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
+    remember = cfg.close_for_press_m > 0 and cfg.press_straddle_m > 0
+    heights = HeightMap(cfg.height_cell_m) if remember else None  # the scene as last seen, for a press's tool
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
@@ -335,7 +392,7 @@ def rollout(
             break
         kinematic = cfg.executor.kinematic_path != "off"
         frame = observer.render(
-            camera, depth=True, seg=planner.name == "oracle" or kinematic or cfg.scene_without_robot
+            camera, depth=True, seg=planner.name == "oracle" or kinematic or cfg.scene_without_robot or remember
         )
         K, w2c = env.intrinsics(camera), env.extrinsics(camera)
         t0 = time.perf_counter()
@@ -348,8 +405,11 @@ def rollout(
         )
         t0 = time.perf_counter()
         arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
-        robot = robot_pixels(env, frame) if cfg.scene_without_robot else None
-        scene = scene_points(frame, K, w2c, cfg, hidden=robot)
+        robot = robot_pixels(env, frame) if cfg.scene_without_robot or remember else None
+        scene = scene_points(frame, K, w2c, cfg, hidden=robot if cfg.scene_without_robot else None)
+        seen = scene_points(frame, K, w2c, cfg, hidden=robot, stride=cfg.height_stride) if remember else None
+        if heights is not None and seen is not None and robot is not None:
+            heights.update(seen)
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
@@ -387,7 +447,9 @@ def rollout(
             steps += 1
             continue
         static = 0
-        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history)
+        fingers = None if heights is None or heights.empty else finger_offsets(env, history[-1])
+        press = closed_press_start(plan, cfg, heights, fingers)
+        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press)
         latched |= cfg.latch_gripper and sent_closed
         if used == 0:  # already at the plan's first waypoints
             wait()
