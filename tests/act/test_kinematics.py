@@ -1,5 +1,7 @@
 """The arm's tracks read through its kinematics, on the real Sawyer of Meta-World."""
 
+import dataclasses
+
 import mujoco
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from tracegen.act.kinematics import (
     robot_bodies,
 )
 from tracegen.act.planners import OraclePlanner
-from tracegen.act.rollout import RolloutConfig, finger_offsets, robot_pixels, rollout, scene_points
+from tracegen.act.rollout import PressMemory, RolloutConfig, finger_offsets, robot_pixels, rollout, scene_points
 from tracegen.settings import apply_settings
 from tracegen.sim.env import make_env
 from tracegen.sim.gt_tracks import attach_grid, body_poses, world_points
@@ -78,6 +80,26 @@ def test_the_open_fingers_lie_either_side_of_the_tool_centre(env):
     assert len(offsets) == 4
     assert np.abs(offsets.mean(0)).max() < 0.005  # symmetric about the tool centre ...
     assert np.linalg.norm(offsets, axis=1).min() > 0.04 and np.linalg.norm(offsets, axis=1).max() < 0.06  # ~5 cm
+
+
+def test_the_press_memory_keeps_the_scene_without_the_robot_and_the_open_hand(env):
+    env.reset(0)
+    K, w2c = env.intrinsics("corner"), env.extrinsics("corner")
+    memory = PressMemory(RolloutConfig())
+    frame = env.render("corner", depth=True, seg=True)
+    unlabelled = dataclasses.replace(frame, seg=np.full_like(frame.seg, -1))  # e.g. a painted view's filled hole
+    memory.observe(env, unlabelled, K, w2c)
+    assert memory.heights.empty  # pixels that show no geom are not remembered
+    memory.observe(env, frame, K, w2c)
+    hand = env.data.xpos[mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_BODY, "hand")]
+    below = memory.heights.top(hand[:2], 0.05)
+    assert np.isfinite(below) and below < hand[2] - 0.1  # around the hand: the scene, not the hand or its fingers
+    open_reach = np.linalg.norm(memory.fingers, axis=1).max()
+    for _ in range(40):
+        env.step(np.array([0, 0, 0, 1.0], np.float32))  # close the gripper
+    memory.observe(env, env.render("corner", depth=True, seg=True), K, w2c)
+    assert np.linalg.norm(finger_offsets(env, env.ee_pose()[:3, 3]), axis=1).max() < open_reach - 0.02  # closed ...
+    assert np.linalg.norm(memory.fingers, axis=1).max() == open_reach  # ... the memory keeps the open hand's
 
 
 def arm_motion(env, camera, action, steps=25, every=5):

@@ -268,3 +268,5 @@ def test_a_press_closes_only_on_something_narrower_than_the_open_hand():
 def test_a_height_map_with_no_cells_is_refused_with_the_way_out():
     with pytest.raises(ValueError, match="press_straddle_m=0"):
         RolloutConfig(height_stride=0)
+    for way_out in ({"press_straddle_m": 0.0}, {"close_for_press_m": 0.0}):  # the message's ways out work
+        assert not RolloutConfig(height_stride=0, **way_out).remembers_scene

@@ -95,12 +95,17 @@ class RolloutConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        if self.height_cell_m <= 0 or self.height_stride < 1:
+        if self.remembers_scene and (self.height_cell_m <= 0 or self.height_stride < 1):
             raise ValueError(
                 f"the press's height map needs height_cell_m > 0 and height_stride >= 1 (got {self.height_cell_m}, "
                 f"{self.height_stride}); to press without it, set press_straddle_m=0 (every press closed) or "
                 "close_for_press_m=0 (every press open)"
             )
+
+    @property
+    def remembers_scene(self) -> bool:
+        """Whether a press's tool is chosen from the remembered scene (:class:`PressMemory`)."""
+        return self.close_for_press_m > 0 and self.press_straddle_m > 0
 
 
 @dataclass
@@ -240,7 +245,8 @@ def follow(
     """Follow ``plan`` for at most ``budget`` env steps (effector positions are appended to ``history``); from step
     ``closed_press`` on (:func:`closed_press_start`), with the gripper closed.
 
-    Returns (steps used, success, whether a closed-gripper command was sent).
+    Returns (steps used, success, whether the plan's own closed steps were followed: a grasp or a latched gripper;
+    a press's closed steps and a closed free motion do not latch it).
     """
     used, sent_closed = 0, False
     last = min(len(plan.positions), cfg.steps_per_plan + 1)
@@ -294,10 +300,42 @@ def closed_press_start(
 
 def finger_offsets(env: SimEnv, ee_position: np.ndarray) -> np.ndarray:
     """``(F, 2)`` horizontal offsets (world, m) from the tool centre ``ee_position (3,)`` of the robot's finger
-    bodies (moved by the arm's joints and their own), as the robot stands now."""
+    bodies (moved by the arm's joints and their own: their origins), as the robot stands now."""
     joints = arm_joints(env.model, env.effector_body)
     fingers = robot_bodies(env.model, joints) & ~arm_bodies(env.model, joints)  # (nbody,)
     return env.data.xpos[fingers, :2] - np.asarray(ee_position)[:2]
+
+
+class PressMemory:
+    """What a press's tool choice remembers over one episode: the scene's :class:`HeightMap`, from every
+    observation's depth less the pixels that show no scene surface (the robot's own, by its rendered mask, and those
+    with no geom: a painted view's filled-in hole); and the fingers as the open hand holds them (the widest they
+    stood at any observation: the gripper may be closed now)."""
+
+    def __init__(self, cfg: RolloutConfig):
+        self.cfg, self.heights, self.fingers = cfg, HeightMap(cfg.height_cell_m), None
+
+    def observe(self, env: SimEnv, frame: Frame, K: np.ndarray, w2c: np.ndarray) -> None:
+        robot = robot_pixels(env, frame)
+        if robot is None:  # no segmentation: nothing tells the scene from the robot
+            return
+        hidden = robot | (frame.geom_ids() < 0)
+        points = scene_points(frame, K, w2c, self.cfg, hidden=hidden, stride=self.cfg.height_stride)
+        if points is not None:
+            self.heights.update(points)
+        offsets = finger_offsets(env, env.ee_pose()[:3, 3])  # (F, 2)
+        if len(offsets) and (self.fingers is None or _reach(offsets) > _reach(self.fingers)):
+            self.fingers = offsets
+
+    def press_start(self, plan: Plan) -> int | None:
+        """:func:`closed_press_start` of ``plan`` with what is remembered."""
+        fingers = None if self.heights.empty else self.fingers
+        return closed_press_start(plan, self.cfg, self.heights, fingers)
+
+
+def _reach(offsets: np.ndarray) -> float:
+    """How far the farthest finger of ``offsets (F, 2)`` stands from the tool centre (m)."""
+    return float(np.linalg.norm(offsets, axis=1).max())
 
 
 def closing_in(history: list[np.ndarray], target: np.ndarray, cfg: RolloutConfig, window: int = 3) -> bool:
@@ -378,8 +416,7 @@ def rollout(
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
     observer = env if view is None else view  # what the planner sees
     steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
-    remember = cfg.close_for_press_m > 0 and cfg.press_straddle_m > 0
-    heights = HeightMap(cfg.height_cell_m) if remember else None  # the scene as last seen, for a press's tool
+    memory = PressMemory(cfg) if cfg.remembers_scene else None  # the scene as last seen, for a press's tool
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
 
@@ -391,9 +428,8 @@ def rollout(
             result.reason = "replan budget"
             break
         kinematic = cfg.executor.kinematic_path != "off"
-        frame = observer.render(
-            camera, depth=True, seg=planner.name == "oracle" or kinematic or cfg.scene_without_robot or remember
-        )
+        masked = planner.name == "oracle" or kinematic or cfg.scene_without_robot or memory is not None
+        frame = observer.render(camera, depth=True, seg=masked)
         K, w2c = env.intrinsics(camera), env.extrinsics(camera)
         t0 = time.perf_counter()
         traj = planner.plan(env, frame, K, w2c, instruction)
@@ -405,11 +441,10 @@ def rollout(
         )
         t0 = time.perf_counter()
         arm = arm_kinematics(env, frame, len(traj), history[-1], cfg.executor) if kinematic else None
-        robot = robot_pixels(env, frame) if cfg.scene_without_robot or remember else None
-        scene = scene_points(frame, K, w2c, cfg, hidden=robot if cfg.scene_without_robot else None)
-        seen = scene_points(frame, K, w2c, cfg, hidden=robot, stride=cfg.height_stride) if remember else None
-        if heights is not None and seen is not None and robot is not None:
-            heights.update(seen)
+        robot = robot_pixels(env, frame) if cfg.scene_without_robot else None
+        scene = scene_points(frame, K, w2c, cfg, hidden=robot)
+        if memory is not None:
+            memory.observe(env, frame, K, w2c)
         plan = plan_from_trace(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
@@ -447,8 +482,7 @@ def rollout(
             steps += 1
             continue
         static = 0
-        fingers = None if heights is None or heights.empty else finger_offsets(env, history[-1])
-        press = closed_press_start(plan, cfg, heights, fingers)
+        press = None if memory is None else memory.press_start(plan)
         used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press)
         latched |= cfg.latch_gripper and sent_closed
         if used == 0:  # already at the plan's first waypoints
