@@ -48,15 +48,20 @@ def setting_value(cfg: Any, key: str) -> Any:
     return cfg
 
 
+def all_settings(cfg: Any) -> dict[str, Any]:
+    """``{dotted key: value}`` of every setting of ``cfg``, tuples as lists (JSON-ready)."""
+    return {key: _jsonable(setting_value(cfg, key)) for key in setting_keys(cfg)}
+
+
 def changed_settings(cfg: Any, default: Any) -> dict[str, Any]:
     """``{dotted key: value}`` of every setting in which ``cfg`` differs from ``default`` (same config class),
     tuples as lists (JSON-ready)."""
-    out = {}
-    for key in setting_keys(cfg):
-        value = setting_value(cfg, key)
-        if value != setting_value(default, key):
-            out[key] = list(value) if isinstance(value, tuple) else value
-    return out
+    current = all_settings(cfg)
+    return {key: value for key, value in current.items() if value != _jsonable(setting_value(default, key))}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _replace(node: Any, path: list[str], key: str, value: Any) -> Any:

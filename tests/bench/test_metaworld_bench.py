@@ -47,6 +47,12 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
     pushed = dataclasses.replace(other, max_replans=40, settings=("stuck_push_m=0",))
     with pytest.raises(ValueError, match="other settings .*rollout.stuck_push_m: None -> 0.0"):
         run_bench(pushed, False)  # nor a log of other executor rules
+    settings = out.with_name("b.settings.json")
+    before = json.loads(settings.read_text())
+    before["rules"]["close_for_press_m"] = 0.0  # the log was written when this rule's default was another
+    settings.write_text(json.dumps(before))
+    with pytest.raises(ValueError, match="other settings .*rules.close_for_press_m: 0.0 -> 0.03"):
+        run_bench(dataclasses.replace(other, max_replans=40), False)  # the same command, another default
 
 
 def test_settings_reach_the_executor_and_the_summary(tmp_path):

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.files import atomic_path, describe_changes, load_json, parse_setting, save_json
-from tracegen.settings import apply_settings, changed_settings
+from tracegen.settings import all_settings, apply_settings, changed_settings
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
 # AVDC (full) per-task success, % (AVDC Table 1; Meta-World v2, 3 cameras x 25 seeds; ANCHORS.md §2.1)
@@ -132,6 +132,8 @@ def run_settings(cfg: BenchConfig) -> dict:
         "restore_speed": cfg.restore_speed if model else None,
         "max_replans": cfg.max_replans,
         "rollout": changed_rules(cfg) or None,  # the executor's rules that differ from the defaults
+        # every rule's value: a log written before a default changed is not resumed under the new one
+        "rules": all_settings(rollout_config(cfg, PROTOCOLS[cfg.protocol])),
     } | (  # (absent from the logs of before they existed)
         {"observe_as": cfg.observe_as, "observe_reveal": cfg.observe_reveal} if cfg.observe_as else {}
     )
