@@ -65,3 +65,14 @@ def tiny_train_config(dataset: str, out, steps: int, **kw):
         preset="tiny", batch_size=8, warmup_steps=2, log_every=1, eval_every=100, ckpt_every=100, val_fraction=0.25
     )
     return TrainConfig(data=[dataset], out=str(out), steps=steps, **(settings | kw))
+
+
+def floor_with(block_centre=None, half_width=0.02, top=0.1, extent=0.12, step=0.004):
+    """Points ``(P, 3)`` sampling a floor at z = 0 around the origin, with a square block standing on it."""
+    xs = np.arange(-extent, extent, step)
+    xx, yy = np.meshgrid(xs, xs, indexing="ij")
+    zz = np.zeros_like(xx)
+    if block_centre is not None:
+        on = (np.abs(xx - block_centre[0]) < half_width) & (np.abs(yy - block_centre[1]) < half_width)
+        zz[on] = top
+    return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], 1)

@@ -3,20 +3,10 @@
 import numpy as np
 import pytest
 
+from synthetic import floor_with
 from tracegen.act.height_map import HeightMap, straddled_protrusion
 
 FINGERS = np.array([[0.0, -0.047], [0.0, 0.047]])  # the Sawyer's pads, either side of the tool centre (m)
-
-
-def floor_with(block_centre=None, half_width=0.02, top=0.1, extent=0.12, step=0.004):
-    """Points ``(P, 3)`` sampling a floor at z = 0 around the origin, with a square block standing on it."""
-    xs = np.arange(-extent, extent, step)
-    xx, yy = np.meshgrid(xs, xs, indexing="ij")
-    zz = np.zeros_like(xx)
-    if block_centre is not None:
-        on = (np.abs(xx - block_centre[0]) < half_width) & (np.abs(yy - block_centre[1]) < half_width)
-        zz[on] = top
-    return np.stack([xx.ravel(), yy.ravel(), zz.ravel()], 1)
 
 
 def test_each_cell_holds_the_highest_point_its_latest_observation_saw():

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from synthetic import floor_with
 from tracegen.act.executor import Plan
 from tracegen.act.height_map import HeightMap
 from tracegen.act.rollout import RolloutConfig, approach_contact, closed_press_start, drive, follow, rollout
@@ -250,12 +251,10 @@ def test_a_press_closes_only_on_something_narrower_than_the_open_hand():
     path = np.array([[0.1, 0.0, 0.2], [0.0, 0.0, 0.2], [0.0, 0.0, 0.15], [0.0, 0.0, 0.1], [0.0, 0.0, 0.1]])
     plan = Plan(path, np.zeros(5, bool), np.arange(1), path[None], None)
     fingers = np.array([[0.0, -0.047], [0.0, 0.047]])
-    xx, yy = np.meshgrid(np.arange(-0.1, 0.1, 0.004), np.arange(-0.1, 0.1, 0.004), indexing="ij")
 
     def scene(cx, cy):  # a floor at z = 0 with a 4 cm cap, 12 cm tall, centred at (cx, cy)
-        cap = (np.abs(xx - cx) < 0.02) & (np.abs(yy - cy) < 0.02)
         heights = HeightMap()
-        heights.update(np.stack([xx.ravel(), yy.ravel(), np.where(cap, 0.12, 0.0).ravel()], 1))
+        heights.update(floor_with((cx, cy), half_width=0.02, top=0.12))
         return heights
 
     cfg = RolloutConfig()
@@ -263,6 +262,40 @@ def test_a_press_closes_only_on_something_narrower_than_the_open_hand():
     assert closed_press_start(plan, cfg, scene(0.0, 0.047), fingers) is None  # a lever under a finger: open
     assert closed_press_start(plan, cfg) is None  # nothing remembered: open
     assert closed_press_start(plan, RolloutConfig(close_for_press_m=0), scene(0.0, 0.0), fingers) is None
+
+
+class PressPlanner(ScriptedPlanner):
+    """First a press: the effector's tracks go 6 cm straight down and stay there; then traces in which nothing
+    moves."""
+
+    name = "press"
+
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(2)
+        self.eff = rng.uniform(-0.01, 0.01, (6, 3))
+        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+
+    def plan(self, env, frame, K, w2c, instruction):
+        self.calls += 1
+        dz = np.array([0.0, -0.03, -0.06, -0.06, -0.06]) if self.calls == 1 else np.zeros(5)
+        eff = env.ee + self.eff
+        world = np.concatenate([eff[:, None] + dz[None, :, None] * [0, 0, 1], np.repeat(self.floor[:, None], 5, 1)])
+        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+
+
+def test_the_closed_loop_presses_closed_only_as_its_press_rules_say():
+    start = np.array([0.0, 0.0, 0.12])
+    cases = (
+        ({"press_straddle_m": 0.0}, True),  # every press closed: no height map needed
+        ({"close_for_press_m": 0.0}, False),  # every press open
+        ({}, False),  # the defaults: no segmentation here, so nothing remembered, so open
+    )
+    for rules, closes in cases:
+        robot = PointRobot(start)
+        rollout(robot, PressPlanner(), "cam", 0, "", RolloutConfig(max_replans=3, stuck_push_m=0, **rules))
+        assert robot.ee[2] < 0.08  # the press was followed
+        assert (max(robot.efforts) > 0) == closes, rules
 
 
 def test_a_height_map_with_no_cells_is_refused_with_the_way_out():

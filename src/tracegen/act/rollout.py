@@ -327,11 +327,6 @@ class PressMemory:
         if len(offsets) and (self.fingers is None or _reach(offsets) > _reach(self.fingers)):
             self.fingers = offsets
 
-    def press_start(self, plan: Plan) -> int | None:
-        """:func:`closed_press_start` of ``plan`` with what is remembered."""
-        fingers = None if self.heights.empty else self.fingers
-        return closed_press_start(plan, self.cfg, self.heights, fingers)
-
 
 def _reach(offsets: np.ndarray) -> float:
     """How far the farthest finger of ``offsets (F, 2)`` stands from the tool centre (m)."""
@@ -482,7 +477,8 @@ def rollout(
             steps += 1
             continue
         static = 0
-        press = None if memory is None else memory.press_start(plan)
+        remembered = (None, None) if memory is None else (memory.heights, memory.fingers)
+        press = closed_press_start(plan, cfg, *remembered)  # every press closed needs no memory
         used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press)
         latched |= cfg.latch_gripper and sent_closed
         if used == 0:  # already at the plan's first waypoints
