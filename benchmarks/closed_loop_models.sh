@@ -13,7 +13,7 @@
 #                 robot masked out of each observation, filled in, and the hand drawn at its pose)
 #
 #   [REC=runs/full/record] [OUT=runs/closed_loop] [PRETRAIN_STEPS=2000] [WARMUP_STEPS=1000] [SCRATCH_STEPS=3000] \
-#   [PRETRAIN_EPISODES=1] [SEEDS=25] [THREADS=2] [WORKERS=2] \
+#   [PRETRAIN_EPISODES=1] [TARGET_EPISODES=5] [SEEDS=25] [THREADS=2] [WORKERS=2] \
 #   [ROWS="scratch scratch_gt pretrained warmup warmup_gt cross cross_painted"] \
 #   [SEED=0] \
 #   [FORGE_ARGS="--set tracker.surface_iters=4"] [MODEL_ARGS="retrieval=true"] [PLAN_ARGS="--steps 1"] \
@@ -28,7 +28,10 @@
 #   cross_hand/  target/'s corpus with the hand-like effector (`tracegen sim corpus --embodiment hand`)
 #
 # PRETRAIN_EPISODES=N records the pretraining corpus with N seeds per task x embodiment instead of REC's one, into
-# OUT/pretrain_record (1,755 episodes for N=5, ~20 min; the seeds REC already holds are linked, not recorded again).
+# OUT/pretrain_record (1,755 episodes for N=5, ~20 min; the seeds REC already holds are linked, not recorded again);
+# TARGET_EPISODES=N records N demonstrations per benchmark task x camera instead of 5 (seeds 1000.., into
+# OUT/target_record; 825 videos for N=25, ~20 min), for the rows' dependence on the number of demonstrations. Both
+# need an OUT of their own: a trace set that exists in OUT is not made again.
 # The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
 # its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
 # Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
@@ -42,6 +45,7 @@ PRETRAIN_STEPS=${PRETRAIN_STEPS:-2000}
 WARMUP_STEPS=${WARMUP_STEPS:-1000}
 SCRATCH_STEPS=${SCRATCH_STEPS:-3000}
 PRETRAIN_EPISODES=${PRETRAIN_EPISODES:-1}
+TARGET_EPISODES=${TARGET_EPISODES:-5}
 SEEDS=${SEEDS:-25}
 THREADS=${THREADS:-2}
 WORKERS=${WORKERS:-2}
@@ -60,22 +64,24 @@ fi
 [ -f "$REC/cross_hand/corpus_summary.json" ] || \
   $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
 
-PRETRAIN_REC=pretrain  # the corpus's folder, relative to REC
-if [ "$PRETRAIN_EPISODES" != 1 ]; then
-  [ -d "$OUT/pretrain_record" ] || cp -al "$REC/pretrain" "$OUT/pretrain_record"  # hard links: REC's seeds
-  PRETRAIN_REC=$(realpath --relative-to="$REC" "$OUT/pretrain_record")
-  # resumable: seeds whose episodes exist are not simulated again
-  $TG sim corpus "$REC/pretrain/corpus.json" --episodes "$PRETRAIN_EPISODES" --out "$OUT/pretrain_record" \
-    --workers "$WORKERS" --no-progress
-fi
+more_seeds() {  # $1 = a recorded set of REC, $2 = seeds per entry: prints the folder (relative to REC) holding them
+  local set=$1 episodes=$2 dest="$OUT/${1}_record"
+  [ -d "$dest" ] || cp -al "$REC/$set" "$dest" || return  # hard links: REC's seeds are not simulated again
+  $TG sim corpus "$REC/$set/corpus.json" --episodes "$episodes" --out "$dest" --workers "$WORKERS" --no-progress \
+    >&2 || return  # resumable: seeds whose episodes exist are not simulated again
+  realpath --relative-to="$REC" "$dest"
+}
+PRETRAIN_REC=pretrain TARGET_REC=target  # the sets' folders, relative to REC
+[ "$PRETRAIN_EPISODES" = 1 ] || PRETRAIN_REC=$(more_seeds pretrain "$PRETRAIN_EPISODES")
+[ "$TARGET_EPISODES" = 5 ] || TARGET_REC=$(more_seeds target "$TARGET_EPISODES")
 traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
   [ -d "$OUT/traces/$1" ] && return
   # shellcheck disable=SC2086  # FORGE_ARGS holds several words
   if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS" $FORGE_ARGS
   else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
 }
-traces target target forge
-traces target_gt target exact
+traces target "$TARGET_REC" forge
+traces target_gt "$TARGET_REC" exact
 traces cross_hand cross_hand forge
 traces pretrain "$PRETRAIN_REC" exact
 traces heldout heldout exact

@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,18 @@ def test_killed_corpus_build_resumes_without_half_written_episodes(tmp_path):
     results = build_corpus(entries, out, cfg, progress=False)
     assert results[0].skipped == len(finished) and results[0].written == 4 - len(finished)
     assert len([p for p in out.iterdir() if is_episode(p)]) == 4 and not list(out.glob(".tmp-*"))
+
+
+def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path):
+    cfg = RecordConfig(height=32, width=32, max_steps=2, keep_failures=False, max_attempts=2, grid=4)
+    entry = CorpusEntry("metaworld", "reach", "sawyer", ("corner3",), episodes=1, seed=3)
+    first = record_group(entry, tmp_path, cfg)  # two steps: the expert cannot reach, nothing is kept
+    assert (first.attempts, first.written, first.known_failures) == (2, 0, 0)
+    assert sorted(p.name for p in (tmp_path / ".failed").iterdir()) == [
+        "metaworld_reach_sawyer_s000003",
+        "metaworld_reach_sawyer_s000004",
+    ]
+    again = record_group(entry, tmp_path, cfg)
+    assert (again.attempts, again.known_failures) == (0, 2)
+    kept = record_group(entry, tmp_path, replace(cfg, keep_failures=True))  # keeping failures tries them anew
+    assert kept.attempts == 1 and kept.written == 1

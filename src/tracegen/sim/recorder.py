@@ -11,7 +11,8 @@ successful rollouts until it has ``episodes`` of them (or records exactly ``epis
 ``keep_failures``). The simulator and renderer are deterministic, so the same arguments give identical files.
 
 Resuming: episodes are written atomically (a temporary directory renamed into place), so a killed build
-leaves no half-written episode; on a rerun, seeds whose episodes all exist are not simulated again.
+leaves no half-written episode; on a rerun, seeds whose episodes all exist are not simulated again, nor are seeds
+whose rollout failed (an empty marker file in ``.failed/`` remembers them; delete the folder to try them again).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from tracegen.sim.cameras import CameraSpec
 from tracegen.sim.env import STATE_NAMES, SimEnv, make_env
 from tracegen.sim.gt_tracks import TrackRecorder
 from tracegen.sim.instructions import instructions
+
+FAILED_DIR = ".failed"  # in a corpus folder: one empty file per seed whose rollout failed and was not kept
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,11 @@ class CorpusEntry:
     def paths(self, out: Path, seed: int) -> list[Path]:
         return [out / episode_name(self.suite, self.task, self.embodiment, c.label, seed) for c in self.camera_specs()]
 
+    def failure_marker(self, out: Path, seed: int) -> Path:
+        """An empty file that remembers a seed whose rollout failed and was not kept, so that a resumed corpus does
+        not simulate it again (the expert fails the same seed every time)."""
+        return out / FAILED_DIR / f"{self.suite}_{self.task}_{self.embodiment}_s{seed:06d}"
+
 
 @dataclass
 class GroupResult:
@@ -168,6 +176,7 @@ class GroupResult:
     entry: CorpusEntry
     written: int = 0  # episodes written (all cameras)
     skipped: int = 0  # episodes already on disk
+    known_failures: int = 0  # seeds passed over because an earlier run saw their rollout fail
     attempts: int = 0
     successes: int = 0
     frames: int = 0
@@ -188,7 +197,7 @@ def record_group(
     progress: bool = False,
 ) -> GroupResult:
     """Record ``entry.episodes`` rollouts (successful ones unless ``keep_failures``) into ``out``;
-    resumable."""
+    resumable: episodes on disk are kept, and seeds whose rollout failed before are not simulated again."""
     out, start = Path(out), time.perf_counter()
     result = GroupResult(entry)
     specs = entry.camera_specs()
@@ -205,12 +214,18 @@ def record_group(
                 result.seeds.append(seed)
                 bar.update(1)
                 continue
+            marker = entry.failure_marker(out, seed)
+            if not cfg.keep_failures and marker.is_file():
+                result.known_failures += 1
+                continue
             if env is None:
                 env = make_env(entry.suite, entry.task, entry.embodiment, cfg.height, cfg.width, cfg.fast_render)
             rollout = record_rollout(env, specs, seed, cfg)
             result.attempts += 1
             result.successes += rollout.success
             if not (rollout.success or cfg.keep_failures):
+                marker.parent.mkdir(exist_ok=True)
+                marker.touch()
                 continue
             for spec, path in zip(specs, paths, strict=True):
                 ep = rollout.episodes[spec.label]
