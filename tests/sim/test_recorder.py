@@ -185,5 +185,7 @@ def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path):
     ]
     again = record_group(entry, tmp_path, cfg)
     assert (again.attempts, again.known_failures) == (0, 2)
+    longer = record_group(entry, tmp_path, replace(cfg, max_steps=3))  # another config may succeed: tried again
+    assert (longer.attempts, longer.known_failures) == (2, 0)
     kept = record_group(entry, tmp_path, replace(cfg, keep_failures=True))  # keeping failures tries them anew
     assert kept.attempts == 1 and kept.written == 1

@@ -12,7 +12,7 @@ successful rollouts until it has ``episodes`` of them (or records exactly ``epis
 
 Resuming: episodes are written atomically (a temporary directory renamed into place), so a killed build
 leaves no half-written episode; on a rerun, seeds whose episodes all exist are not simulated again, nor are seeds
-whose rollout failed (an empty marker file in ``.failed/`` remembers them; delete the folder to try them again).
+whose rollout failed under the same recording config (a marker file in ``.failed/`` remembers each).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tracegen.sim.env import STATE_NAMES, SimEnv, make_env
 from tracegen.sim.gt_tracks import TrackRecorder
 from tracegen.sim.instructions import instructions
 
-FAILED_DIR = ".failed"  # in a corpus folder: one empty file per seed whose rollout failed and was not kept
+FAILED_DIR = ".failed"  # in a corpus folder: one small JSON file per seed whose rollout failed and was not kept
 
 
 @dataclass(frozen=True)
@@ -164,8 +164,8 @@ class CorpusEntry:
         return [out / episode_name(self.suite, self.task, self.embodiment, c.label, seed) for c in self.camera_specs()]
 
     def failure_marker(self, out: Path, seed: int) -> Path:
-        """An empty file that remembers a seed whose rollout failed and was not kept, so that a resumed corpus does
-        not simulate it again (the expert fails the same seed every time)."""
+        """A file that remembers a seed whose rollout failed and was not kept, with the recording config it failed
+        under, so that a resumed corpus does not simulate it again (the expert fails the same seed every time)."""
         return out / FAILED_DIR / f"{self.suite}_{self.task}_{self.embodiment}_s{seed:06d}"
 
 
@@ -215,7 +215,7 @@ def record_group(
                 bar.update(1)
                 continue
             marker = entry.failure_marker(out, seed)
-            if not cfg.keep_failures and marker.is_file():
+            if not cfg.keep_failures and failed_before(marker, cfg):
                 result.known_failures += 1
                 continue
             if env is None:
@@ -225,7 +225,7 @@ def record_group(
             result.successes += rollout.success
             if not (rollout.success or cfg.keep_failures):
                 marker.parent.mkdir(exist_ok=True)
-                marker.touch()
+                save_json(marker, asdict(cfg))
                 continue
             for spec, path in zip(specs, paths, strict=True):
                 ep = rollout.episodes[spec.label]
@@ -240,6 +240,15 @@ def record_group(
             env.close()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def failed_before(marker: Path, cfg: RecordConfig) -> bool:
+    """Whether ``marker`` remembers a failed rollout of its seed under this very recording config (another config,
+    e.g. a longer episode limit, may succeed, so it is tried)."""
+    try:
+        return marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(asdict(cfg)))
+    except (OSError, ValueError):  # unreadable: try the seed again
+        return False
 
 
 def _progress(total: int, desc: str, enabled: bool):
