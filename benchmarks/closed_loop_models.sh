@@ -21,7 +21,7 @@
 #
 # REC holds the recorded episodes, as the record stage of `tracegen demo --full` writes them (this script runs that
 # stage when REC does not exist: 582 episodes, 8 min on a quiet 2-core machine, ~25 min on a busy one), plus the
-# cross-embodiment set it records itself (165 episodes, ~5 min):
+# cross-embodiment set it records itself for the cross rows (165 episodes, ~5 min):
 #   pretrain/    every Meta-World task that is NOT a benchmark task x {sawyer, floating gripper, hand} x 3 cameras
 #   target/      5 demonstrations per benchmark task x camera (165 videos, seeds >= 1000, as AVDC's)
 #   heldout/     2 more episodes per task x camera (seeds >= 1500) for trace accuracy
@@ -31,7 +31,8 @@
 # OUT/pretrain_record (1,755 episodes for N=5, ~20 min; the seeds REC already holds are linked, not recorded again);
 # TARGET_EPISODES=N records N demonstrations per benchmark task x camera instead of 5 (seeds 1000.., into
 # OUT/target_record; 825 videos for N=25, ~20 min), for the rows' dependence on the number of demonstrations. Both
-# need an OUT of their own: a trace set that exists in OUT is not made again.
+# need an OUT of their own: a trace set that exists in OUT is not made again. A row makes only the trace sets it
+# uses (OUT/traces/...), when it comes to them; ROWS=traces makes every set and trains nothing.
 # The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
 # its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
 # Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
@@ -61,9 +62,6 @@ if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, i
   python -c "from tracegen.demo.config import make_config; from tracegen.demo.run import run_demo; \
 run_demo(make_config('full', out='$(dirname "$REC")', stages=['record']))"
 fi
-[ -f "$REC/cross_hand/corpus_summary.json" ] || \
-  $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
-
 more_seeds() {  # $1 = a recorded set of REC, $2 = seeds per entry: prints the folder (relative to REC) holding them
   local set=$1 episodes=$2 dest="$OUT/${1}_record"
   [ -d "$dest" ] || cp -al "$REC/$set" "$dest" || return  # hard links: REC's seeds are not simulated again
@@ -80,11 +78,32 @@ traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
   if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS" $FORGE_ARGS
   else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
 }
-traces target "$TARGET_REC" forge
-traces target_gt "$TARGET_REC" exact
-traces cross_hand cross_hand forge
-traces pretrain "$PRETRAIN_REC" exact
-traces heldout heldout exact
+make_set() {  # $1 = a trace set of OUT/traces: made once, from its recorded videos
+  case $1 in
+    target) traces target "$TARGET_REC" forge ;;
+    target_gt) traces target_gt "$TARGET_REC" exact ;;
+    cross_hand)
+      [ -f "$REC/cross_hand/corpus_summary.json" ] || \
+        $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
+      traces cross_hand cross_hand forge ;;
+    pretrain) traces pretrain "$PRETRAIN_REC" exact ;;
+    heldout) traces heldout heldout exact ;;
+  esac
+}
+row_sets() {  # $1 = a row: the trace sets it trains on (every row is also scored on heldout)
+  case $1 in
+    scratch) echo target ;;
+    scratch_gt) echo target_gt ;;
+    pretrained) echo pretrain ;;
+    warmup) echo pretrain target ;;
+    warmup_gt) echo pretrain target_gt ;;
+    cross | cross_painted) echo pretrain cross_hand ;;
+    traces) echo target target_gt cross_hand pretrain ;;  # not a row: every trace set, no model
+    *) echo "unknown row $1 (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross, cross_painted, traces)" >&2
+      exit 2 ;;
+  esac
+}
+for row in $ROWS; do row_sets "$row" > /dev/null; done  # a misspelt row stops the script before any work
 
 train() {  # $1 = run name, $2 = training seed, then `tracegen train` arguments (a killed or finished run resumes)
   local name=$1 seed=$2; shift 2
@@ -95,6 +114,8 @@ warmup() {  # $1 = run name, $2 = trace set
     warmup_steps=10 val_fraction=0
 }
 for row in $ROWS; do
+  for set in $(row_sets "$row") heldout; do make_set "$set"; done
+  [ "$row" != traces ] || continue
   run=$row
   [ "$SEED" = 0 ] || [ "$row" = pretrained ] || run=${row}_s$SEED
   case $row in
@@ -108,8 +129,6 @@ for row in $ROWS; do
       train pretrained 0 --data "$OUT/traces/pretrain" --steps "$PRETRAIN_STEPS" $MODEL_ARGS
       case $row in warmup) warmup "$run" target ;; warmup_gt) warmup "$run" target_gt ;;
         cross | cross_painted) run=${run/cross_painted/cross}; warmup "$run" cross_hand ;; pretrained) ;; esac ;;
-    *) echo "unknown row $row (scratch, scratch_gt, pretrained, warmup, warmup_gt, cross, cross_painted)" >&2
-      exit 2 ;;
   esac
   # shellcheck disable=SC2086  # PLAN_ARGS holds several words
   $TG eval-traces --ckpt "$OUT/$run" --data "$OUT/traces/heldout" --split all --json "$OUT/eval_$run.json" \
