@@ -30,8 +30,9 @@
 # PRETRAIN_EPISODES=N records the pretraining corpus with N seeds per task x embodiment instead of REC's one, into
 # OUT/pretrain_record (1,755 episodes for N=5, ~20 min; the seeds REC already holds are linked, not recorded again);
 # TARGET_EPISODES=N records N demonstrations per benchmark task x camera instead of 5 (seeds 1000.., into
-# OUT/target_record; 825 videos for N=25, ~20 min), for the rows' dependence on the number of demonstrations. Both
-# need an OUT of their own: a trace set that exists in OUT is not made again. A row makes only the trace sets it
+# OUT/target_record; 825 videos for N=25, ~20 min; N >= 5), for the scratch and warm-up rows' dependence on the
+# number of demonstrations (the cross rows keep their 5 hand videos). Both need an OUT of their own: a trace set
+# that exists in OUT is not made again. A row makes only the trace sets it
 # uses (OUT/traces/...), when it comes to them; ROWS=traces makes every set and trains nothing.
 # The pretraining corpus uses the simulator's exact traces (`tracegen convert`), which saves TraceForge's time on
 # its videos; it holds none of the 11 benchmark tasks. Warm-up: lr 2e-4 (the official config's decoder rate).
@@ -56,40 +57,6 @@ TG=${TG:-tracegen}
 FORGE_ARGS=${FORGE_ARGS:-}  # extra `tracegen forge` options for the TraceForge trace sets
 MODEL_ARGS=${MODEL_ARGS:-}  # extra model settings for the models trained from scratch (a warm-up keeps its init's)
 PLAN_ARGS=${PLAN_ARGS:-}  # sampler options of `eval-traces` and `bench`, e.g. "--steps 1" (one ODE step)
-mkdir -p "$OUT"
-
-if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
-  python -c "from tracegen.demo.config import make_config; from tracegen.demo.run import run_demo; \
-run_demo(make_config('full', out='$(dirname "$REC")', stages=['record']))"
-fi
-more_seeds() {  # $1 = a recorded set of REC, $2 = seeds per entry: prints the folder (relative to REC) holding them
-  local set=$1 episodes=$2 dest="$OUT/${1}_record"
-  [ -d "$dest" ] || cp -al "$REC/$set" "$dest" || return  # hard links: REC's seeds are not simulated again
-  $TG sim corpus "$REC/$set/corpus.json" --episodes "$episodes" --out "$dest" --workers "$WORKERS" --no-progress \
-    >&2 || return  # resumable: seeds whose episodes exist are not simulated again
-  realpath --relative-to="$REC" "$dest"
-}
-PRETRAIN_REC=pretrain TARGET_REC=target  # the sets' folders, relative to REC
-[ "$PRETRAIN_EPISODES" = 1 ] || PRETRAIN_REC=$(more_seeds pretrain "$PRETRAIN_EPISODES")
-[ "$TARGET_EPISODES" = 5 ] || TARGET_REC=$(more_seeds target "$TARGET_EPISODES")
-traces() {  # $1 = trace set name, $2 = recorded set, $3 = forge | exact
-  [ -d "$OUT/traces/$1" ] && return
-  # shellcheck disable=SC2086  # FORGE_ARGS holds several words
-  if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS" $FORGE_ARGS
-  else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
-}
-make_set() {  # $1 = a trace set of OUT/traces: made once, from its recorded videos
-  case $1 in
-    target) traces target "$TARGET_REC" forge ;;
-    target_gt) traces target_gt "$TARGET_REC" exact ;;
-    cross_hand)
-      [ -f "$REC/cross_hand/corpus_summary.json" ] || \
-        $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress
-      traces cross_hand cross_hand forge ;;
-    pretrain) traces pretrain "$PRETRAIN_REC" exact ;;
-    heldout) traces heldout heldout exact ;;
-  esac
-}
 row_sets() {  # $1 = a row: the trace sets it trains on (every row is also scored on heldout)
   case $1 in
     scratch) echo target ;;
@@ -104,6 +71,48 @@ row_sets() {  # $1 = a row: the trace sets it trains on (every row is also score
   esac
 }
 for row in $ROWS; do row_sets "$row" > /dev/null; done  # a misspelt row stops the script before any work
+if [ "$TARGET_EPISODES" -lt 5 ]; then  # REC's five are linked in: fewer cannot be taken out
+  echo "TARGET_EPISODES=$TARGET_EPISODES: use 5 (REC's demonstrations) or more" >&2; exit 2
+fi
+mkdir -p "$OUT"
+
+if [ ! -d "$REC/target" ]; then  # the record stage of `tracegen demo --full`, into REC's parent
+  python -c "from tracegen.demo.config import make_config; from tracegen.demo.run import run_demo; \
+run_demo(make_config('full', out='$(dirname "$REC")', stages=['record']))"
+fi
+more_seeds() {  # $1 = a recorded set of REC, $2 = seeds per entry: prints the folder (relative to REC) holding them
+  local set=$1 episodes=$2 dest="$OUT/${1}_record"
+  if [ ! -d "$dest" ]; then  # hard links: REC's seeds are not simulated again (renamed into place when complete)
+    rm -rf "$dest.tmp" && cp -al "$REC/$set" "$dest.tmp" && mv "$dest.tmp" "$dest" || return
+  fi
+  $TG sim corpus "$REC/$set/corpus.json" --episodes "$episodes" --out "$dest" --workers "$WORKERS" --no-progress \
+    >&2 || return  # resumable: seeds whose episodes exist are not simulated again
+  realpath --relative-to="$REC" "$dest"
+}
+recorded() {  # $1 = pretrain | target: the folder (relative to REC) of its videos, more seeds recorded if asked
+  case $1 in
+    pretrain) if [ "$PRETRAIN_EPISODES" = 1 ]; then echo pretrain; else more_seeds pretrain "$PRETRAIN_EPISODES"; fi ;;
+    target) if [ "$TARGET_EPISODES" = 5 ]; then echo target; else more_seeds target "$TARGET_EPISODES"; fi ;;
+  esac
+}
+traces() {  # $1 = trace set name, $2 = recorded set (relative to REC), $3 = forge | exact
+  # shellcheck disable=SC2086  # FORGE_ARGS holds several words
+  if [ "$3" = forge ]; then $TG forge "$REC/$2" --out "$OUT/traces/$1" --camera given --workers "$WORKERS" $FORGE_ARGS
+  else $TG convert "$REC/$2" "$OUT/traces/$1" --to tracegen; fi
+}
+make_set() {  # $1 = a trace set of OUT/traces: made once, from its recorded videos
+  [ ! -d "$OUT/traces/$1" ] || return 0
+  local rec
+  case $1 in
+    target | target_gt) rec=$(recorded target) ;;  # a plain assignment: a failed recording stops the script
+    pretrain) rec=$(recorded pretrain) ;;
+    cross_hand) rec=cross_hand
+      [ -f "$REC/cross_hand/corpus_summary.json" ] || \
+        $TG sim corpus "$REC/target/corpus.json" --embodiment hand --out "$REC/cross_hand" --no-progress ;;
+    heldout) rec=heldout ;;
+  esac
+  case $1 in target | cross_hand) traces "$1" "$rec" forge ;; *) traces "$1" "$rec" exact ;; esac
+}
 
 train() {  # $1 = run name, $2 = training seed, then `tracegen train` arguments (a killed or finished run resumes)
   local name=$1 seed=$2; shift 2

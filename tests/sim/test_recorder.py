@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tracegen.io.episode import is_episode, read_episode
+from tracegen.sim import recorder
 from tracegen.sim.recorder import (
     CorpusEntry,
     RecordConfig,
@@ -174,18 +175,22 @@ def test_killed_corpus_build_resumes_without_half_written_episodes(tmp_path):
     assert len([p for p in out.iterdir() if is_episode(p)]) == 4 and not list(out.glob(".tmp-*"))
 
 
-def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path):
+def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path, monkeypatch):
+    out = tmp_path / "new"  # does not exist yet: the first marker makes it
     cfg = RecordConfig(height=32, width=32, max_steps=2, keep_failures=False, max_attempts=2, grid=4)
     entry = CorpusEntry("metaworld", "reach", "sawyer", ("corner3",), episodes=1, seed=3)
-    first = record_group(entry, tmp_path, cfg)  # two steps: the expert cannot reach, nothing is kept
+    first = record_group(entry, out, cfg)  # two steps: the expert cannot reach, nothing is kept
     assert (first.attempts, first.written, first.known_failures) == (2, 0, 0)
-    assert sorted(p.name for p in (tmp_path / ".failed").iterdir()) == [
+    assert sorted(p.name for p in (out / ".failed").iterdir()) == [
         "metaworld_reach_sawyer_s000003",
         "metaworld_reach_sawyer_s000004",
     ]
-    again = record_group(entry, tmp_path, cfg)
+    again = record_group(entry, out, cfg)
     assert (again.attempts, again.known_failures) == (0, 2)
-    longer = record_group(entry, tmp_path, replace(cfg, max_steps=3))  # another config may succeed: tried again
+    assert summary_table([again]).splitlines()[-1].split()[-3] == "2"  # the "failed before" column
+    longer = record_group(entry, out, replace(cfg, max_steps=3))  # another config may succeed: tried again
     assert (longer.attempts, longer.known_failures) == (2, 0)
-    kept = record_group(entry, tmp_path, replace(cfg, keep_failures=True))  # keeping failures tries them anew
+    monkeypatch.setattr(recorder, "_version", lambda package: "another")  # so may another simulator
+    assert record_group(entry, out, replace(cfg, max_steps=3)).attempts == 2
+    kept = record_group(entry, out, replace(cfg, keep_failures=True))  # keeping failures tries them anew
     assert kept.attempts == 1 and kept.written == 1

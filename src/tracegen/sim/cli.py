@@ -137,6 +137,7 @@ def corpus(
             embodiment=r.entry.embodiment,
             written=r.written,
             skipped=r.skipped,
+            known_failures=r.known_failures,
             attempts=r.attempts,
             successes=r.successes,
             frames=r.frames,

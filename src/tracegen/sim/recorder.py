@@ -12,11 +12,13 @@ successful rollouts until it has ``episodes`` of them (or records exactly ``epis
 
 Resuming: episodes are written atomically (a temporary directory renamed into place), so a killed build
 leaves no half-written episode; on a rerun, seeds whose episodes all exist are not simulated again, nor are seeds
-whose rollout failed under the same recording config (a marker file in ``.failed/`` remembers each).
+whose rollout failed under the same recording config and package versions (a marker file in ``.failed/`` remembers
+each; delete the folder after changing an expert's code).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import multiprocessing as mp
 import shutil
@@ -176,7 +178,7 @@ class GroupResult:
     entry: CorpusEntry
     written: int = 0  # episodes written (all cameras)
     skipped: int = 0  # episodes already on disk
-    known_failures: int = 0  # seeds passed over because an earlier run saw their rollout fail
+    known_failures: int = 0  # seeds passed over: an earlier run saw their rollout fail (same config and versions)
     attempts: int = 0
     successes: int = 0
     frames: int = 0
@@ -224,8 +226,7 @@ def record_group(
             result.attempts += 1
             result.successes += rollout.success
             if not (rollout.success or cfg.keep_failures):
-                marker.parent.mkdir(exist_ok=True)
-                save_json(marker, asdict(cfg))
+                save_json(marker, failure_record(cfg))
                 continue
             for spec, path in zip(specs, paths, strict=True):
                 ep = rollout.episodes[spec.label]
@@ -242,11 +243,24 @@ def record_group(
     return result
 
 
-def failed_before(marker: Path, cfg: RecordConfig) -> bool:
-    """Whether ``marker`` remembers a failed rollout of its seed under this very recording config (another config,
-    e.g. a longer episode limit, may succeed, so it is tried)."""
+def failure_record(cfg: RecordConfig) -> dict:
+    """What a failure marker holds: the recording config and the versions of the code that ran the rollout."""
+    record = {"record": asdict(cfg), "versions": {p: _version(p) for p in ("tracegen", "mujoco", "metaworld")}}
+    return json.loads(json.dumps(record))  # as it reads back (tuples as lists)
+
+
+def _version(package: str) -> str | None:
     try:
-        return marker.is_file() and json.loads(marker.read_text()) == json.loads(json.dumps(asdict(cfg)))
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def failed_before(marker: Path, cfg: RecordConfig) -> bool:
+    """Whether ``marker`` remembers a failed rollout of its seed under this very recording config and code versions
+    (another config, e.g. a longer episode limit, or another simulator may succeed, so the seed is tried)."""
+    try:
+        return marker.is_file() and json.loads(marker.read_text()) == failure_record(cfg)
     except (OSError, ValueError):  # unreadable: try the seed again
         return False
 
@@ -402,7 +416,18 @@ def _run(jobs: list, workers: int) -> Iterator[GroupResult]:
 
 def summary_table(results: list[GroupResult]) -> str:
     """A plain-text table: one row per group and a total."""
-    header = ("suite", "task", "embodiment", "cameras", "written", "skipped", "success", "frames", "seconds")
+    header = (
+        "suite",
+        "task",
+        "embodiment",
+        "cameras",
+        "written",
+        "skipped",
+        "success",
+        "failed before",
+        "frames",
+        "seconds",
+    )
     rows = [header]
     for r in results:
         e = r.entry
@@ -416,6 +441,7 @@ def summary_table(results: list[GroupResult]) -> str:
                 str(r.written),
                 str(r.skipped),
                 rate,
+                str(r.known_failures),
                 str(r.frames),
                 f"{r.seconds:.1f}",
             )
@@ -430,6 +456,7 @@ def summary_table(results: list[GroupResult]) -> str:
             str(tot("written")),
             str(tot("skipped")),
             f"{tot('successes')}/{tot('attempts')}",
+            str(tot("known_failures")),
             str(tot("frames")),
             f"{tot('seconds'):.1f}",
         )
