@@ -166,7 +166,7 @@ class CorpusEntry:
         return [out / episode_name(self.suite, self.task, self.embodiment, c.label, seed) for c in self.camera_specs()]
 
     def failure_marker(self, out: Path, seed: int) -> Path:
-        """A file that remembers a seed whose rollout failed and was not kept, with the recording config it failed
+        """A file that remembers a seed whose rollout failed and was not kept, with the config and versions it failed
         under, so that a resumed corpus does not simulate it again (the expert fails the same seed every time)."""
         return out / FAILED_DIR / f"{self.suite}_{self.task}_{self.embodiment}_s{seed:06d}"
 
@@ -245,7 +245,8 @@ def record_group(
 
 def failure_record(cfg: RecordConfig) -> dict:
     """What a failure marker holds: the recording config and the versions of the code that ran the rollout."""
-    record = {"record": asdict(cfg), "versions": {p: _version(p) for p in ("tracegen", "mujoco", "metaworld")}}
+    versions = {p: _version(p) for p in ("tracegen", "mujoco", "metaworld", "robosuite")}
+    record = {"record": asdict(cfg), "versions": versions}
     return json.loads(json.dumps(record))  # as it reads back (tuples as lists)
 
 
