@@ -92,12 +92,20 @@ def test_a_far_waypoint_is_reached_while_the_effector_closes_in_and_abandoned_wh
 class ScriptedPlanner:
     """Counts the plans of the episode that :func:`rollout` announced (``begin_episode``) and remembers its seeds."""
 
-    def __init__(self):
+    def __init__(self, seed=0):
         self.calls, self.seeds = 0, []
+        rng = np.random.default_rng(seed)
+        self.eff = rng.uniform(-0.01, 0.01, (6, 3))  # (6, 3) m: the effector's tracks around its centre
+        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)  # (40, 3)
 
     def begin_episode(self, seed):
         self.calls = 0
         self.seeds.append(seed)
+
+    def trace(self, eff, motion, K, w2c):
+        """Pixels ``(46, 5, 3)``: the effector's tracks ``eff (6, 3)`` moved by ``motion (5, 3)`` m, the floor still."""
+        world = np.concatenate([eff[:, None] + motion[None], np.repeat(self.floor[:, None], 5, 1)])
+        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
 
 
 class PickThenStuckPlanner(ScriptedPlanner):
@@ -107,19 +115,15 @@ class PickThenStuckPlanner(ScriptedPlanner):
     name = "stuck"
 
     def __init__(self, start, picks=1):
-        super().__init__()
+        super().__init__(seed=0)
         self.picks = picks
-        rng = np.random.default_rng(0)
-        self.eff = start + rng.uniform(-0.01, 0.01, (6, 3))
-        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+        self.eff = start + self.eff
         self.floor[0] = [start[0], start[1], 0.0]  # something to pick, under the effector
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
         dz = np.array([0.0, -0.04, -0.08, -0.04, 0.0]) if self.calls <= self.picks else np.zeros(5)
-        eff = env.ee + (self.eff - self.eff.mean(0))
-        world = np.concatenate([eff[:, None] + dz[None, :, None] * [0, 0, 1], np.repeat(self.floor[:, None], 5, 1)])
-        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+        return self.trace(env.ee + (self.eff - self.eff.mean(0)), dz[:, None] * [0, 0, 1], K, w2c)
 
 
 def test_a_latched_gripper_opens_after_static_plans():
@@ -156,17 +160,12 @@ class MoveThenStaticPlanner(ScriptedPlanner):
     name = "short"
 
     def __init__(self, start):
-        super().__init__()
-        rng = np.random.default_rng(1)
-        self.eff = rng.uniform(-0.01, 0.01, (6, 3))
-        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+        super().__init__(seed=1)
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
         dy = np.linspace(0, 0.1, 5) if self.calls == 1 else np.zeros(5)
-        eff = env.ee + self.eff
-        world = np.concatenate([eff[:, None] + dy[None, :, None] * [0, 1, 0], np.repeat(self.floor[:, None], 5, 1)])
-        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+        return self.trace(env.ee + self.eff, dy[:, None] * [0, 1, 0], K, w2c)
 
 
 def test_static_traces_after_a_motion_close_the_gripper_and_push_on_along_it():
@@ -271,17 +270,12 @@ class PressPlanner(ScriptedPlanner):
     name = "press"
 
     def __init__(self):
-        super().__init__()
-        rng = np.random.default_rng(2)
-        self.eff = rng.uniform(-0.01, 0.01, (6, 3))
-        self.floor = np.stack([rng.uniform(-0.3, 0.3, 40), rng.uniform(-0.3, 0.3, 40), np.zeros(40)], 1)
+        super().__init__(seed=2)
 
     def plan(self, env, frame, K, w2c, instruction):
         self.calls += 1
         dz = np.array([0.0, -0.03, -0.06, -0.06, -0.06]) if self.calls == 1 else np.zeros(5)
-        eff = env.ee + self.eff
-        world = np.concatenate([eff[:, None] + dz[None, :, None] * [0, 0, 1], np.repeat(self.floor[:, None], 5, 1)])
-        return world_to_pixels(world.swapaxes(0, 1), K, w2c).swapaxes(0, 1)
+        return self.trace(env.ee + self.eff, dz[:, None] * [0, 0, 1], K, w2c)
 
 
 def test_the_closed_loop_presses_closed_only_as_its_press_rules_say():
