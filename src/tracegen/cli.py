@@ -274,6 +274,23 @@ def bench_metaworld(
     typer.echo(json_out.with_suffix(".md").read_text())
 
 
+@bench_app.command("compare")
+def bench_compare(
+    baseline: Path = typer.Argument(..., help="A `bench metaworld --json` result (or its .episodes.jsonl)."),
+    candidate: Path = typer.Argument(..., help="Another, compared with the baseline episode by episode."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the comparison here."),
+) -> None:
+    """Two closed-loop runs paired by (task, camera, seed): won, lost, z and the exact sign test's p, per task,
+    per camera and overall."""
+    from tracegen.bench.compare import compare_runs, markdown
+    from tracegen.io.files import save_json
+
+    result = compare_runs(baseline, candidate)
+    if json_out:
+        save_json(json_out, result)
+    typer.echo(markdown(result))
+
+
 def _mount_optional_apps() -> None:
     """Verb groups whose dependencies are optional or may fail to load (the simulator needs an OpenGL backend):
     when they cannot load, the verb is still listed and says why, and every other verb keeps working."""

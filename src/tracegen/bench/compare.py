@@ -1,0 +1,123 @@
+"""Two closed-loop runs compared episode by episode: which planner wins where, and is the difference more than luck.
+
+    tracegen bench compare BASELINE.json CANDIDATE.json [--json FILE]
+
+Each argument is a ``tracegen bench metaworld --json`` result (its per-episode log, ``<json>.episodes.jsonl``, is
+read) or the log itself. Episodes are paired by (task, camera, seed): both runs saw the same initial state, so an
+episode counts only where the two disagree. *Won*: the candidate succeeds where the baseline fails; *lost*: the
+reverse. Under "no difference" each disagreement is a fair coin, so the exact two-sided sign test (McNemar's test
+without the normal approximation) gives ``p``, and ``z = (won - lost) / sqrt(won + lost)`` its normal size. Unpaired
+totals of two 825-episode runs hide this: two runs 10 episodes apart may disagree on 150.
+
+Plain Python on the logs; no simulator, no model.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tracegen.errors import DataError
+
+Key = tuple[str, str, int]  # (task, camera, seed)
+
+
+def episode_log_path(path: str | Path) -> Path:
+    """The per-episode log of a bench result (``X.json`` -> ``X.episodes.jsonl``), or ``path`` if it is one."""
+    path = Path(path)
+    log = path if path.name.endswith(".episodes.jsonl") else path.with_suffix(".episodes.jsonl")
+    if not log.is_file():
+        raise DataError(
+            path,
+            f"no per-episode log at {log}; pass the --json file of a `tracegen bench metaworld` run (its log is "
+            "written beside it as episodes end) or the .episodes.jsonl itself",
+        )
+    return log
+
+
+def load_outcomes(path: str | Path) -> dict[Key, bool]:
+    """Success per (task, camera, seed) of one run's log. A line cut by a kill is skipped (the bench runs that
+    episode again); an episode logged twice keeps its last record, as the bench's summary does."""
+    from tracegen.bench.metaworld import read_log
+
+    log = episode_log_path(path)
+    outcomes = {}
+    for i, r in enumerate(read_log(log)):
+        try:
+            outcomes[(str(r["task"]), str(r["camera"]), int(r["seed"]))] = bool(r["success"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(log, f"record {i + 1} is not a bench episode ({e!r}); is this a bench log?") from None
+    if not outcomes:
+        raise DataError(log, "no finished episode in the log")
+    return outcomes
+
+
+def sign_test_p(won: int, lost: int) -> float:
+    """Exact two-sided p of ``won`` against ``lost`` disagreements if each were a fair coin (1.0 for none)."""
+    n, k = won + lost, min(won, lost)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def tally(pairs: list[tuple[bool, bool]]) -> dict:
+    """Counts of (baseline, candidate) outcome pairs: each run's successes, won, lost, z and the sign test's p."""
+    won = sum(b and not a for a, b in pairs)
+    lost = sum(a and not b for a, b in pairs)
+    return {
+        "episodes": len(pairs),
+        "baseline": sum(a for a, _ in pairs),
+        "candidate": sum(b for _, b in pairs),
+        "won": won,
+        "lost": lost,
+        "z": round((won - lost) / math.sqrt(won + lost), 2) if won + lost else 0.0,
+        "p": round(sign_test_p(won, lost), 4),
+    }
+
+
+def compare_runs(baseline: str | Path, candidate: str | Path) -> dict:
+    """The paired comparison of two bench runs over the episodes both hold: overall, per task and per camera."""
+    a, b = load_outcomes(baseline), load_outcomes(candidate)
+    common = sorted(set(a) & set(b))
+    if not common:
+        raise DataError(
+            candidate,
+            f"shares no episode (task, camera, seed) with {baseline}: were they run on other tasks, cameras or seeds?",
+        )
+    groups: dict[str, dict[str, list[tuple[bool, bool]]]] = {"task": {}, "camera": {}}
+    for key in common:
+        task, camera, _ = key
+        groups["task"].setdefault(task, []).append((a[key], b[key]))
+        groups["camera"].setdefault(camera, []).append((a[key], b[key]))
+    return {
+        "baseline": str(baseline),
+        "candidate": str(candidate),
+        "only_in_baseline": len(set(a) - set(b)),
+        "only_in_candidate": len(set(b) - set(a)),
+        "overall": tally([(a[k], b[k]) for k in common]),
+        "per_task": {t: tally(p) for t, p in groups["task"].items()},
+        "per_camera": {c: tally(p) for c, p in sorted(groups["camera"].items())},
+    }
+
+
+def markdown(result: dict) -> str:
+    """The comparison as a markdown table: one row per task, per camera, and overall."""
+    lines = [
+        f"Paired episodes: baseline {result['baseline']}, candidate {result['candidate']}",
+        "",
+        "| | episodes | baseline | candidate | won | lost | z | p (sign test) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def row(name: str, t: dict) -> str:
+        cells = (t["episodes"], t["baseline"], t["candidate"], t["won"], t["lost"], t["z"], t["p"])
+        return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
+
+    lines += [row(task, t) for task, t in result["per_task"].items()]
+    lines += [row(camera, t) for camera, t in result["per_camera"].items()]
+    lines.append(row("**overall**", result["overall"]))
+    unpaired = result["only_in_baseline"] + result["only_in_candidate"]
+    if unpaired:
+        lines += ["", f"Left out, in one run only: {result['only_in_baseline']} / {result['only_in_candidate']}."]
+    return "\n".join(lines) + "\n"
