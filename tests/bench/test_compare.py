@@ -6,7 +6,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from tracegen.bench.compare import compare_runs, sign_test_p
+from tracegen.bench.compare import compare_runs, sign_test_p, tally
 from tracegen.cli import app
 from tracegen.errors import DataError
 
@@ -25,6 +25,7 @@ def test_sign_test_matches_the_binomial_by_hand():
     assert sign_test_p(9, 1) == pytest.approx(2 * (1 + 10) / 2**10)
     assert sign_test_p(1, 9) == sign_test_p(9, 1)
     assert sign_test_p(10, 0) == pytest.approx(2 / 2**10)
+    assert tally([(False, True)] * 30)["p"] == pytest.approx(2 / 2**30, rel=1e-2)  # not rounded to 0
 
 
 def test_episodes_pair_by_task_camera_and_seed(tmp_path):

@@ -72,7 +72,7 @@ def tally(pairs: list[tuple[bool, bool]]) -> dict:
         "won": won,
         "lost": lost,
         "z": round((won - lost) / math.sqrt(won + lost), 2) if won + lost else 0.0,
-        "p": round(sign_test_p(won, lost), 4),
+        "p": float(f"{sign_test_p(won, lost):.3g}"),
     }
 
 
@@ -111,7 +111,7 @@ def markdown(result: dict) -> str:
     ]
 
     def row(name: str, t: dict) -> str:
-        cells = (t["episodes"], t["baseline"], t["candidate"], t["won"], t["lost"], t["z"], t["p"])
+        cells = (t["episodes"], t["baseline"], t["candidate"], t["won"], t["lost"], t["z"], f"{t['p']:.2g}")
         return f"| {name} | " + " | ".join(str(c) for c in cells) + " |"
 
     lines += [row(task, t) for task, t in result["per_task"].items()]
