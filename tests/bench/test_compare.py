@@ -63,7 +63,9 @@ def test_bad_input_names_the_file(tmp_path):
         compare_runs(a, other)
     bad = tmp_path / "bad.episodes.jsonl"
     bad.write_text(json.dumps({"step": 3, "loss": 0.1}) + "\n")
-    with pytest.raises(DataError, match="bad.episodes.jsonl: record 1 is not a bench episode"):
+    with pytest.raises(
+        DataError, match="bad.episodes.jsonl: not a bench episode \\(no field task, camera, seed, success\\)"
+    ):
         compare_runs(a, bad)
 
 
@@ -75,3 +77,18 @@ def test_cli_prints_the_table_and_writes_json(tmp_path):
     assert res.exit_code == 0, res.output
     assert "| **overall** | 3 | 0 | 3 | 3 | 0 | 1.73 | 0.25 |" in res.output
     assert json.loads(out.read_text())["overall"]["won"] == 3
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from tracegen.cli import main
+
+    a = write_run(tmp_path / "a.json", {("door-open", "corner", 0): True})
+    binary = tmp_path / "bin.episodes.jsonl"
+    binary.write_bytes(b"\xff\xfe\x00junk")
+    for other, problem in ((tmp_path / "missing.json", "no per-episode log"), (binary, "is not text")):
+        monkeypatch.setattr("sys.argv", ["tracegen", "bench", "compare", str(a), str(other)])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and err.count("\n") == 0
+        assert err.startswith(f"error: {other}: ") and problem in err

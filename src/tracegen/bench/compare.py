@@ -14,6 +14,7 @@ Plain Python on the logs; no simulator, no model.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -41,14 +42,24 @@ def load_outcomes(path: str | Path) -> dict[Key, bool]:
     from tracegen.bench.metaworld import read_log
 
     log = episode_log_path(path)
+    try:
+        records = read_log(log)
+    except UnicodeDecodeError:
+        raise DataError(log, "is not text; pass the .episodes.jsonl a `tracegen bench metaworld` run wrote") from None
     outcomes = {}
-    for i, r in enumerate(read_log(log)):
+    for r in records:
         try:
             outcomes[(str(r["task"]), str(r["camera"]), int(r["seed"]))] = bool(r["success"])
         except (KeyError, TypeError, ValueError) as e:
-            raise DataError(log, f"record {i + 1} is not a bench episode ({e!r}); is this a bench log?") from None
+            missing = [k for k in ("task", "camera", "seed", "success") if k not in r]
+            what = f"no field {', '.join(missing)}" if missing else str(e)
+            raise DataError(
+                log, f"not a bench episode ({what}): {json.dumps(r)[:80]}; pass a `tracegen bench metaworld` log"
+            ) from None
     if not outcomes:
-        raise DataError(log, "no finished episode in the log")
+        raise DataError(
+            log, "no finished episode (every line empty or not JSON); pass a log with at least one finished episode"
+        )
     return outcomes
 
 
@@ -119,5 +130,9 @@ def markdown(result: dict) -> str:
     lines.append(row("**overall**", result["overall"]))
     unpaired = result["only_in_baseline"] + result["only_in_candidate"]
     if unpaired:
-        lines += ["", f"Left out, in one run only: {result['only_in_baseline']} / {result['only_in_candidate']}."]
+        lines += [
+            "",
+            f"Left out: {result['only_in_baseline']} episodes in the baseline only, {result['only_in_candidate']} in "
+            "the candidate only.",
+        ]
     return "\n".join(lines) + "\n"
