@@ -67,6 +67,9 @@ def test_bad_input_names_the_file(tmp_path):
         DataError, match="bad.episodes.jsonl: not a bench episode \\(no field task, camera, seed, success\\)"
     ):
         compare_runs(a, bad)
+    bad.write_text("3\n")  # JSON, but not a record
+    with pytest.raises(DataError, match="not a bench episode"):
+        compare_runs(a, bad)
 
 
 def test_cli_prints_the_table_and_writes_json(tmp_path):

@@ -51,7 +51,7 @@ def load_outcomes(path: str | Path) -> dict[Key, bool]:
         try:
             outcomes[(str(r["task"]), str(r["camera"]), int(r["seed"]))] = bool(r["success"])
         except (KeyError, TypeError, ValueError) as e:
-            missing = [k for k in ("task", "camera", "seed", "success") if k not in r]
+            missing = [k for k in ("task", "camera", "seed", "success") if k not in r] if isinstance(r, dict) else []
             what = f"no field {', '.join(missing)}" if missing else str(e)
             raise DataError(
                 log, f"not a bench episode ({what}): {json.dumps(r)[:80]}; pass a `tracegen bench metaworld` log"
