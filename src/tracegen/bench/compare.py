@@ -96,19 +96,22 @@ def compare_runs(baseline: str | Path, candidate: str | Path) -> dict:
             candidate,
             f"shares no episode (task, camera, seed) with {baseline}: were they run on other tasks, cameras or seeds?",
         )
-    groups: dict[str, dict[str, list[tuple[bool, bool]]]] = {"task": {}, "camera": {}}
-    for key in common:
-        task, camera, _ = key
-        groups["task"].setdefault(task, []).append((a[key], b[key]))
-        groups["camera"].setdefault(camera, []).append((a[key], b[key]))
+    pairs = {key: (a[key], b[key]) for key in common}  # (baseline, candidate) success
+
+    def per(field: int) -> dict[str, dict]:  # tallies grouped by one field of the key: 0 task, 1 camera
+        groups: dict[str, list[tuple[bool, bool]]] = {}
+        for key, pair in pairs.items():
+            groups.setdefault(key[field], []).append(pair)
+        return {name: tally(group) for name, group in sorted(groups.items())}
+
     return {
         "baseline": str(baseline),
         "candidate": str(candidate),
         "only_in_baseline": len(set(a) - set(b)),
         "only_in_candidate": len(set(b) - set(a)),
-        "overall": tally([(a[k], b[k]) for k in common]),
-        "per_task": {t: tally(p) for t, p in groups["task"].items()},
-        "per_camera": {c: tally(p) for c, p in sorted(groups["camera"].items())},
+        "overall": tally(list(pairs.values())),
+        "per_task": per(0),
+        "per_camera": per(1),
     }
 
 
