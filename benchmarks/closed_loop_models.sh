@@ -39,7 +39,8 @@
 # Every model: the default preset, moving points weighted 1 + 4 in the loss. Evaluation seeds 0..SEEDS-1 (the
 # protocol's 25 by default). SEED=N (not 0) trains each row's model with training seed N, into OUT/ROW_sN (the
 # pretrained model every warm-up starts from stays the one of seed 0): the spread of one recipe over training runs. Every step resumes: a finished one is skipped, a killed training run continues from
-# its last checkpoint, a killed bench from its per-episode log.
+# its last checkpoint, a killed bench from its per-episode log. A run is named by its row and SEED only: `tracegen
+# train` refuses to resume one with other MODEL_ARGS than it was started with, so give another recipe its own OUT.
 set -euo pipefail
 REC=${REC:-runs/full/record}
 OUT=${OUT:-runs/closed_loop}

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from tracegen.errors import DataError
 from tracegen.io.convert import detect, trace_shards
 from tracegen.io.files import atomic_dir, load_json, parse_setting, save_json
 from tracegen.model.augment import color_jitter, shift_by_cells
@@ -67,6 +68,40 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# settings a resumed run may change: where it is, how long it runs (a longer run stretches the rest of its cosine
+# schedule), the machine it runs on, how often it logs and saves
+RESUME_FREE = ("out", "steps", "threads", "device", "log_every", "eval_every", "ckpt_every")
+
+
+def check_resume(run: Path, tcfg: TrainConfig) -> None:
+    """Refuse to resume ``run`` with other settings (data, init, model, optimiser, seed, ...) than it was started with:
+    the weights would continue under settings they were not trained with, and its ``train_config.json`` would no
+    longer say what made them. Paths compare resolved; a setting the saved file predates counts as its default."""
+    path = run / "train_config.json"
+    if not path.exists():
+        return
+    saved = {**TrainConfig().to_dict(), **load_json(path)}
+    now = tcfg.to_dict()
+    changed = [k for k in now if k not in RESUME_FREE and _comparable(k, saved.get(k)) != _comparable(k, now[k])]
+    if changed:
+        was = ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
+        asked = ", ".join(f"{k}={now[k]!r}" for k in changed)
+        raise DataError(
+            path,
+            f"this run was started with {was}; resuming it with {asked} would mix settings in one model. Resume "
+            "with the settings it was started with, or train into a new --out",
+        )
+
+
+def _comparable(key: str, value: Any) -> Any:
+    """A setting as :func:`check_resume` compares it: paths resolved, tuples as the lists JSON keeps."""
+    if key == "data":
+        return [str(Path(p).resolve()) for p in value or []]
+    if key == "init":
+        return None if value is None else str(Path(value).resolve())
+    return json.loads(json.dumps(value))
 
 
 # --- data ---
@@ -260,6 +295,8 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     torch.set_num_threads(max(1, tcfg.threads // world))
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     run = Path(tcfg.out)
+    if (run / "training_state" / "state.json").exists():  # before any work: a resume must keep the run's settings
+        check_resume(run, tcfg)
     model = build_model(tcfg).to(device)
     if not 0 <= tcfg.shift_cells < model.cfg.grid // 2:
         raise ValueError(

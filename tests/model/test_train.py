@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from synthetic import tiny_train_config as tiny
+from tracegen.errors import DataError
 from tracegen.train import TrainConfig, parse_overrides, train
 
 
@@ -107,3 +108,18 @@ def test_shift_augmentation_trains_and_out_of_range_shifts_are_refused(dataset, 
     assert result["steps"] == 3 and np.isfinite(losses(tmp_path / "shifted")).all()
     with pytest.raises(ValueError, match="shift_cells=10"):
         train(tiny(dataset, tmp_path / "bad", 3, shift_cells=10))
+
+
+def test_resuming_with_other_settings_is_refused(dataset, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(dataset, run, 8, ckpt_every=4), stop_at=5)  # killed after its checkpoint at step 4
+    saved = (run / "train_config.json").read_text()
+    with pytest.raises(DataError, match=r"started with lr=0.0003.*resuming it with lr=0.001"):
+        train(tiny(dataset, run, 8, ckpt_every=4, lr=1e-3))
+    with pytest.raises(DataError, match="moving_weight"):
+        train(tiny(dataset, run, 8, ckpt_every=4, model={"moving_weight": 3.0}))
+    assert (run / "train_config.json").read_text() == saved  # a refusal changes nothing
+    # a longer schedule, other threads and the same data named another way resume
+    relative = os.path.relpath(dataset)
+    result = train(tiny(relative, run, 10, ckpt_every=4, threads=1))
+    assert result["steps"] == 10
