@@ -6,7 +6,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from tracegen.bench.compare import compare_runs, sign_test_p, tally
+from tracegen.bench.compare import compare_runs, markdown, sign_test_p, tally
 from tracegen.cli import app
 from tracegen.errors import DataError
 
@@ -42,6 +42,20 @@ def test_episodes_pair_by_task_camera_and_seed(tmp_path):
     assert overall["z"] == pytest.approx(7 / math.sqrt(11), abs=0.01)
     assert r["per_camera"]["corner2"]["won"] == 7
     assert (r["only_in_baseline"], r["only_in_candidate"]) == (0, 1)
+
+
+def test_the_settings_that_differ_are_named(tmp_path):
+    episodes = {("door-open", "corner", 0): True}
+    a, b = write_run(tmp_path / "a.json", episodes), write_run(tmp_path / "b.json", episodes)
+    assert compare_runs(a, b)["differences"] is None  # no settings files: unknown
+    settings = {"planner": "neighbour", "checkpoint": None, "rules": {"max_env_steps": 500}}
+    (tmp_path / "a.settings.json").write_text(json.dumps(settings))
+    (tmp_path / "b.settings.json").write_text(json.dumps(settings | {"planner": "model", "checkpoint": "runs/x"}))
+    r = compare_runs(a, b.with_suffix(".episodes.jsonl"))  # found beside the log too
+    assert r["differences"] == "checkpoint: None -> 'runs/x', planner: 'neighbour' -> 'model'"
+    assert "Settings that differ: checkpoint" in markdown(r)
+    (tmp_path / "b.settings.json").write_text(json.dumps(settings))
+    assert "Settings that differ: none" in markdown(compare_runs(a, b))
 
 
 def test_a_log_cut_by_a_kill_or_logged_twice_counts_each_episode_once(tmp_path):

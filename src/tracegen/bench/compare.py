@@ -36,6 +36,22 @@ def episode_log_path(path: str | Path) -> Path:
     return log
 
 
+def run_differences(baseline: str | Path, candidate: str | Path) -> str | None:
+    """What the two runs' settings (``X.settings.json`` beside each log) differ in, ``"key: old -> new, ..."``: the
+    comparison's subject (planner, checkpoint, an executor rule) and anything else that changed along with it.
+    ``None`` when either run has no settings file (logs of before they existed, or a log copied alone)."""
+    from tracegen.io.files import describe_changes, load_json
+
+    paths = [_settings_path(episode_log_path(p)) for p in (baseline, candidate)]
+    if not all(p.is_file() for p in paths):
+        return None
+    return describe_changes(*(load_json(p) for p in paths))
+
+
+def _settings_path(log: Path) -> Path:
+    return log.with_name(log.name.removesuffix(".episodes.jsonl") + ".settings.json")
+
+
 def load_outcomes(path: str | Path) -> dict[Key, bool]:
     """Success per (task, camera, seed) of one run's log. A line cut by a kill is skipped (the bench runs that
     episode again); an episode logged twice keeps its last record, as the bench's summary does."""
@@ -109,16 +125,25 @@ def compare_runs(baseline: str | Path, candidate: str | Path) -> dict:
         "candidate": str(candidate),
         "only_in_baseline": len(set(a) - set(b)),
         "only_in_candidate": len(set(b) - set(a)),
+        "differences": run_differences(baseline, candidate),
         "overall": tally(list(pairs.values())),
         "per_task": per(0),
         "per_camera": per(1),
     }
 
 
+def _differences_text(differences: str | None) -> str:
+    if differences is None:
+        return "unknown (a run without its .settings.json)"
+    return differences or "none (the same planner and rules: the two differ only by chance, e.g. a training seed)"
+
+
 def markdown(result: dict) -> str:
     """The comparison as a markdown table: one row per task, per camera, and overall."""
     lines = [
         f"Paired episodes: baseline {result['baseline']}, candidate {result['candidate']}",
+        "",
+        f"Settings that differ: {_differences_text(result.get('differences'))}",
         "",
         "| | episodes | baseline | candidate | won | lost | z | p (sign test) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
