@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from tracegen.errors import DataError
 from tracegen.io.convert import detect, trace_shards
-from tracegen.io.files import atomic_dir, load_json, parse_setting, save_json
+from tracegen.io.files import atomic_dir, describe_changes, load_json, parse_setting, save_json
 from tracegen.model.augment import color_jitter, shift_by_cells
 from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
@@ -68,40 +68,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-# settings a resumed run may change: where it is, how long it runs (a longer run stretches the rest of its cosine
-# schedule), the machine it runs on, how often it logs and saves
-RESUME_FREE = ("out", "steps", "threads", "device", "log_every", "eval_every", "ckpt_every")
-
-
-def check_resume(run: Path, tcfg: TrainConfig) -> None:
-    """Refuse to resume ``run`` with other settings (data, init, model, optimiser, seed, ...) than it was started with:
-    the weights would continue under settings they were not trained with, and its ``train_config.json`` would no
-    longer say what made them. Paths compare resolved; a setting the saved file predates counts as its default."""
-    path = run / "train_config.json"
-    if not path.exists():
-        return
-    saved = {**TrainConfig().to_dict(), **load_json(path)}
-    now = tcfg.to_dict()
-    changed = [k for k in now if k not in RESUME_FREE and _comparable(k, saved.get(k)) != _comparable(k, now[k])]
-    if changed:
-        was = ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
-        asked = ", ".join(f"{k}={now[k]!r}" for k in changed)
-        raise DataError(
-            path,
-            f"this run was started with {was}; resuming it with {asked} would mix settings in one model. Resume "
-            "with the settings it was started with, or train into a new --out",
-        )
-
-
-def _comparable(key: str, value: Any) -> Any:
-    """A setting as :func:`check_resume` compares it: paths resolved, tuples as the lists JSON keeps."""
-    if key == "data":
-        return [str(Path(p).resolve()) for p in value or []]
-    if key == "init":
-        return None if value is None else str(Path(value).resolve())
-    return json.loads(json.dumps(value))
 
 
 # --- data ---
@@ -279,6 +245,63 @@ def build_model(tcfg: TrainConfig) -> TraceGen:
     return TraceGen(preset(tcfg.preset, **tcfg.model)).train()
 
 
+# settings a resumed run may change: where it is, how long it runs (not shorter than it has run: another length
+# reshapes the rest of its cosine schedule), the machine it runs on, how often it logs and saves
+RESUME_FREE = ("out", "steps", "threads", "device", "log_every", "eval_every", "ckpt_every")
+
+
+def check_resume(run: Path, tcfg: TrainConfig) -> None:
+    """Refuse to resume ``run`` with other settings (data, init, model, optimiser, seed, ...) than it was started with,
+    or with fewer steps than it has trained: the weights would continue under settings they were not trained with,
+    and its ``train_config.json`` would no longer say what made them. The model compares as the configuration it
+    builds (a preset default given explicitly is no change; under ``--init`` only the loss settings count); paths
+    compare resolved, the saved ones from the folder the run was started in; a setting the saved file predates counts
+    as its default."""
+    path = run / "train_config.json"
+    if not path.exists():
+        return
+    trained = int(load_json(run / "training_state" / "state.json")["step"])
+    if tcfg.steps < trained:
+        raise DataError(
+            run,
+            f"this run has trained {trained} steps; --steps {tcfg.steps} ends before that: give --steps >= {trained}",
+        )
+    saved = load_json(path)
+    if not isinstance(saved, dict):
+        raise DataError(path, "not a training configuration (a JSON object); delete the run or train into a new --out")
+    saved = {**TrainConfig().to_dict(), **saved}
+    started_in = _started_in(saved["out"], tcfg.out)
+    changes = describe_changes(_resume_view(saved, started_in), _resume_view(tcfg.to_dict(), Path.cwd()))
+    if changes:
+        raise DataError(
+            path,
+            f"this run was started with other settings ({changes}); resuming it so would mix them in one model. "
+            "Resume with the settings it was started with, or train into a new --out",
+        )
+
+
+def _resume_view(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """What :func:`check_resume` compares of a :class:`TrainConfig` dict whose relative paths start at ``folder``."""
+    view = {k: v for k, v in settings.items() if k not in RESUME_FREE + ("preset", "model", "data", "init")}
+    view["data"] = [str((folder / p).resolve()) for p in settings["data"]]
+    view["init"] = None if settings["init"] is None else str((folder / settings["init"]).resolve())
+    if settings["init"] is None:  # the model it builds
+        view["model"] = preset(settings["preset"], **settings["model"]).to_dict()
+    else:  # the checkpoint's, with the loss settings the warm-up gives it
+        view["model"] = {k: v for k, v in settings["model"].items() if k in LOSS_FIELDS}
+    return json.loads(json.dumps(view))  # tuples as the lists JSON keeps
+
+
+def _started_in(saved_out: str, out: str) -> Path:
+    """The folder a run was started in: the resolved ``out`` less the saved ``out``'s relative path (the working
+    directory when the saved one is absolute or is not its tail)."""
+    saved, here = Path(os.path.normpath(saved_out)), Path(out).resolve()
+    n = len(saved.parts)
+    if saved.is_absolute() or n >= len(here.parts) or here.parts[-n:] != saved.parts:
+        return Path.cwd()
+    return Path(*here.parts[:-n])
+
+
 def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     """Train (or resume) a run; returns the final metrics. ``stop_at`` ends the run early, as a kill would."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -452,4 +475,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tracegen.errors import run_cli
+
+    run_cli(main)  # bad data: one line per rank, exit 2

@@ -114,12 +114,26 @@ def test_resuming_with_other_settings_is_refused(dataset, tmp_path):
     run = tmp_path / "run"
     train(tiny(dataset, run, 8, ckpt_every=4), stop_at=5)  # killed after its checkpoint at step 4
     saved = (run / "train_config.json").read_text()
-    with pytest.raises(DataError, match=r"started with lr=0.0003.*resuming it with lr=0.001"):
+    with pytest.raises(DataError, match=r"lr: 0.0003 -> 0.001") as refused:
         train(tiny(dataset, run, 8, ckpt_every=4, lr=1e-3))
-    with pytest.raises(DataError, match="moving_weight"):
+    assert refused.value.path == run / "train_config.json"
+    with pytest.raises(DataError, match=r"model.moving_weight: 0.0 -> 3.0"):
         train(tiny(dataset, run, 8, ckpt_every=4, model={"moving_weight": 3.0}))
+    with pytest.raises(DataError, match="has trained 4 steps; --steps 3"):
+        train(tiny(dataset, run, 3, ckpt_every=4))
     assert (run / "train_config.json").read_text() == saved  # a refusal changes nothing
-    # a longer schedule, other threads and the same data named another way resume
-    relative = os.path.relpath(dataset)
-    result = train(tiny(relative, run, 10, ckpt_every=4, threads=1))
-    assert result["steps"] == 10
+    # the preset's own value given explicitly, a setting the saved file predates, a longer schedule, other threads
+    # and the same data named another way all resume
+    older = json.loads(saved)
+    del older["shift_cells"]
+    (run / "train_config.json").write_text(json.dumps(older))
+    same = tiny(os.path.relpath(dataset), run, 10, ckpt_every=4, threads=1, model={"image_channels": (8, 16)})
+    assert train(same)["steps"] == 10
+
+
+def test_a_run_resumes_from_another_working_directory(dataset, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = os.path.relpath(dataset, tmp_path)
+    train(tiny(data, "run", 6, ckpt_every=3), stop_at=4)  # relative paths, as typed in tmp_path
+    monkeypatch.chdir(tmp_path.parent)
+    assert train(tiny(str(dataset), tmp_path / "run", 6, ckpt_every=3))["steps"] == 6
