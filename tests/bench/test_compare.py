@@ -47,15 +47,26 @@ def test_episodes_pair_by_task_camera_and_seed(tmp_path):
 def test_the_settings_that_differ_are_named(tmp_path):
     episodes = {("door-open", "corner", 0): True}
     a, b = write_run(tmp_path / "a.json", episodes), write_run(tmp_path / "b.json", episodes)
-    assert compare_runs(a, b)["differences"] is None  # no settings files: unknown
-    settings = {"planner": "neighbour", "checkpoint": None, "rules": {"max_env_steps": 500}}
+    assert compare_runs(a, b)["differences"] == f"unknown ({tmp_path / 'a.settings.json'}: no such file)"
+    settings = {"planner": "neighbour", "checkpoint": None, "rollout": None, "rules": {"path_mode": "mean"}}
     (tmp_path / "a.settings.json").write_text(json.dumps(settings))
-    (tmp_path / "b.settings.json").write_text(json.dumps(settings | {"planner": "model", "checkpoint": "runs/x"}))
+    (tmp_path / "b.settings.json").write_text("[1, 2]")
+    assert compare_runs(a, b)["differences"].endswith("b.settings.json: not a JSON object)")
+    (tmp_path / "b.settings.json").write_text(
+        json.dumps(settings | {"rollout": {"path_mode": "median"}} | {"rules": {"path_mode": "median"}})
+    )
     r = compare_runs(a, b.with_suffix(".episodes.jsonl"))  # found beside the log too
-    assert r["differences"] == "checkpoint: None -> 'runs/x', planner: 'neighbour' -> 'model'"
-    assert "Settings that differ: checkpoint" in markdown(r)
-    (tmp_path / "b.settings.json").write_text(json.dumps(settings))
-    assert "Settings that differ: none" in markdown(compare_runs(a, b))
+    assert r["differences"] == "rules.path_mode: 'mean' -> 'median'"  # once: "rollout" repeats "rules"
+    assert "Settings that differ: rules.path_mode" in markdown(r)
+    # two models: their checkpoints' training settings too, not how the training ran
+    for name, seed, threads in (("a", 0, 1), ("b", 1, 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "train_config.json").write_text(json.dumps({"seed": seed, "threads": threads}))
+        (tmp_path / f"{name}.settings.json").write_text(json.dumps(settings | {"checkpoint": str(tmp_path / name)}))
+    r = compare_runs(a, b)
+    assert r["differences"] == (f"checkpoint: '{tmp_path / 'a'}' -> '{tmp_path / 'b'}', checkpoint.train.seed: 0 -> 1")
+    (tmp_path / "b.settings.json").write_text(json.dumps(settings | {"checkpoint": str(tmp_path / "a")}))
+    assert "Settings that differ: none recorded" in markdown(compare_runs(a, b))
 
 
 def test_a_log_cut_by_a_kill_or_logged_twice_counts_each_episode_once(tmp_path):

@@ -36,20 +36,53 @@ def episode_log_path(path: str | Path) -> Path:
     return log
 
 
-def run_differences(baseline: str | Path, candidate: str | Path) -> str | None:
-    """What the two runs' settings (``X.settings.json`` beside each log) differ in, ``"key: old -> new, ..."``: the
-    comparison's subject (planner, checkpoint, an executor rule) and anything else that changed along with it.
-    ``None`` when either run has no settings file (logs of before they existed, or a log copied alone)."""
-    from tracegen.io.files import describe_changes, load_json
+# training settings that say how a run ran, not what it trained: left out of a comparison's differences
+HOW_IT_RAN = ("out", "threads", "device", "log_every", "eval_every", "ckpt_every")
 
-    paths = [_settings_path(episode_log_path(p)) for p in (baseline, candidate)]
-    if not all(p.is_file() for p in paths):
-        return None
-    return describe_changes(*(load_json(p) for p in paths))
+
+def run_differences(baseline: str | Path, candidate: str | Path) -> str:
+    """What the two runs differ in, ``"key: old -> new, ..."`` (empty: nothing recorded differs): their settings
+    (``X.settings.json`` beside each log: planner, checkpoint, sampler, every executor rule) and, for two models,
+    their checkpoints' training settings (``checkpoint.train.*``, from each run's ``train_config.json``). Says
+    ``unknown (...)`` when a settings file is missing or unreadable (logs of before they existed, a log copied
+    alone)."""
+    settings = []
+    for run in (baseline, candidate):
+        found = _read_object(_settings_path(episode_log_path(run)))
+        if isinstance(found, str):
+            return f"unknown ({found})"
+        found.pop("rollout", None)  # the changed rules, again: "rules" holds every rule's value
+        settings.append(found)
+    trainings = [_training_settings(s.get("checkpoint")) for s in settings]
+    if all(isinstance(t, dict) for t in trainings):
+        for s, t in zip(settings, trainings, strict=True):
+            s["checkpoint.train"] = {k: v for k, v in t.items() if k not in HOW_IT_RAN}
+    from tracegen.io.files import describe_changes
+
+    return describe_changes(*settings)
 
 
 def _settings_path(log: Path) -> Path:
     return log.with_name(log.name.removesuffix(".episodes.jsonl") + ".settings.json")
+
+
+def _read_object(path: Path) -> dict | str:
+    """The JSON object in ``path``, or what is wrong with it (``"<file>: <problem>"``)."""
+    if not path.is_file():
+        return f"{path}: no such file"
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{path}: {e}"
+    return found if isinstance(found, dict) else f"{path}: not a JSON object"
+
+
+def _training_settings(checkpoint: str | None) -> dict | None:
+    """A model checkpoint's ``train_config.json``, or None (no checkpoint, or none found from here)."""
+    if not checkpoint:
+        return None
+    found = _read_object(Path(checkpoint) / "train_config.json")
+    return found if isinstance(found, dict) else None
 
 
 def load_outcomes(path: str | Path) -> dict[Key, bool]:
@@ -132,10 +165,8 @@ def compare_runs(baseline: str | Path, candidate: str | Path) -> dict:
     }
 
 
-def _differences_text(differences: str | None) -> str:
-    if differences is None:
-        return "unknown (a run without its .settings.json)"
-    return differences or "none (the same planner and rules: the two differ only by chance, e.g. a training seed)"
+def _differences_text(differences: str) -> str:
+    return differences or "none recorded (the same planner, checkpoint and training settings, sampler and rules)"
 
 
 def markdown(result: dict) -> str:
