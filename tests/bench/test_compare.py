@@ -61,10 +61,15 @@ def test_the_settings_that_differ_are_named(tmp_path):
     # two models: their checkpoints' training settings too, not how the training ran
     for name, seed, threads in (("a", 0, 1), ("b", 1, 2)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "train_config.json").write_text(json.dumps({"seed": seed, "threads": threads}))
+        (tmp_path / name / "train_config.json").write_text(json.dumps({"seed": seed, "threads": threads, "model": {}}))
+        model = {"retrieval": True, "dim": 128 if name == "a" else 64}  # as built: b's shape came from an --init
+        (tmp_path / name / "config.json").write_text(json.dumps({"model": model}))
         (tmp_path / f"{name}.settings.json").write_text(json.dumps(settings | {"checkpoint": str(tmp_path / name)}))
     r = compare_runs(a, b)
-    assert r["differences"] == (f"checkpoint: '{tmp_path / 'a'}' -> '{tmp_path / 'b'}', checkpoint.train.seed: 0 -> 1")
+    assert r["differences"] == (
+        f"checkpoint: '{tmp_path / 'a'}' -> '{tmp_path / 'b'}', checkpoint.model.dim: 128 -> 64, "
+        "checkpoint.train.seed: 0 -> 1"
+    )
     (tmp_path / "b.settings.json").write_text(json.dumps(settings | {"checkpoint": str(tmp_path / "a")}))
     assert "Settings that differ: none recorded" in markdown(compare_runs(a, b))
 

@@ -43,7 +43,8 @@ HOW_IT_RAN = ("out", "threads", "device", "log_every", "eval_every", "ckpt_every
 def run_differences(baseline: str | Path, candidate: str | Path) -> str:
     """What the two runs differ in, ``"key: old -> new, ..."`` (empty: nothing recorded differs): their settings
     (``X.settings.json`` beside each log: planner, checkpoint, sampler, every executor rule) and, for two models,
-    their checkpoints' training settings (``checkpoint.train.*``, from each run's ``train_config.json``). Says
+    their checkpoints' training settings and models (``checkpoint.train.*`` from ``train_config.json``,
+    ``checkpoint.model.*`` from ``config.json``: a warm-up's model is its init's). Says
     ``unknown (...)`` when a settings file is missing or unreadable (logs of before they existed, a log copied
     alone)."""
     settings = []
@@ -54,9 +55,10 @@ def run_differences(baseline: str | Path, candidate: str | Path) -> str:
         found.pop("rollout", None)  # the changed rules, again: "rules" holds every rule's value
         settings.append(found)
     trainings = [_training_settings(s.get("checkpoint")) for s in settings]
-    if all(isinstance(t, dict) for t in trainings):
-        for s, t in zip(settings, trainings, strict=True):
-            s["checkpoint.train"] = {k: v for k, v in t.items() if k not in HOW_IT_RAN}
+    if all(t is not None for t in trainings):
+        for s, (train, model) in zip(settings, trainings, strict=True):
+            s["checkpoint.train"] = {k: v for k, v in train.items() if k not in HOW_IT_RAN + ("model",)}
+            s["checkpoint.model"] = model  # the model as built (a warm-up's comes from its --init)
     from tracegen.io.files import describe_changes
 
     return describe_changes(*settings)
@@ -77,12 +79,15 @@ def _read_object(path: Path) -> dict | str:
     return found if isinstance(found, dict) else f"{path}: not a JSON object"
 
 
-def _training_settings(checkpoint: str | None) -> dict | None:
-    """A model checkpoint's ``train_config.json``, or None (no checkpoint, or none found from here)."""
+def _training_settings(checkpoint: str | None) -> tuple[dict, dict] | None:
+    """A model checkpoint's training settings (``train_config.json``) and model configuration (``config.json``'s
+    ``model``), or None (no checkpoint, or either file not found from here)."""
     if not checkpoint:
         return None
-    found = _read_object(Path(checkpoint) / "train_config.json")
-    return found if isinstance(found, dict) else None
+    train, config = (_read_object(Path(checkpoint) / name) for name in ("train_config.json", "config.json"))
+    if isinstance(train, str) or isinstance(config, str) or not isinstance(config.get("model"), dict):
+        return None
+    return train, config["model"]
 
 
 def load_outcomes(path: str | Path) -> dict[Key, bool]:
