@@ -47,7 +47,7 @@ def test_episodes_pair_by_task_camera_and_seed(tmp_path):
 def test_the_settings_that_differ_are_named(tmp_path):
     episodes = {("door-open", "corner", 0): True}
     a, b = write_run(tmp_path / "a.json", episodes), write_run(tmp_path / "b.json", episodes)
-    assert compare_runs(a, b)["differences"] == f"unknown ({tmp_path / 'a.settings.json'}: no such file)"
+    assert compare_runs(a, b)["differences"] == f"unknown ({tmp_path / 'a.settings.json'}: file not found)"
     settings = {"planner": "neighbour", "checkpoint": None, "rollout": None, "rules": {"path_mode": "mean"}}
     (tmp_path / "a.settings.json").write_text(json.dumps(settings))
     (tmp_path / "b.settings.json").write_text("[1, 2]")

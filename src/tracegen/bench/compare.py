@@ -70,12 +70,12 @@ def _settings_path(log: Path) -> Path:
 
 def _read_object(path: Path) -> dict | str:
     """The JSON object in ``path``, or what is wrong with it (``"<file>: <problem>"``)."""
-    if not path.is_file():
-        return f"{path}: no such file"
+    from tracegen.io.files import load_json
+
     try:
-        found = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return f"{path}: {e}"
+        found = load_json(path)
+    except DataError as e:
+        return str(e)
     return found if isinstance(found, dict) else f"{path}: not a JSON object"
 
 
