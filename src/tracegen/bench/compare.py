@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from tracegen.errors import DataError
+from tracegen.io.files import describe_changes, load_json
 
 Key = tuple[str, str, int]  # (task, camera, seed)
 
@@ -59,8 +60,6 @@ def run_differences(baseline: str | Path, candidate: str | Path) -> str:
         for s, (train, model) in zip(settings, trainings, strict=True):
             s["checkpoint.train"] = {k: v for k, v in train.items() if k not in HOW_IT_RAN + ("model",)}
             s["checkpoint.model"] = model  # the model as built (a warm-up's comes from its --init)
-    from tracegen.io.files import describe_changes
-
     return describe_changes(*settings)
 
 
@@ -70,8 +69,6 @@ def _settings_path(log: Path) -> Path:
 
 def _read_object(path: Path) -> dict | str:
     """The JSON object in ``path``, or what is wrong with it (``"<file>: <problem>"``)."""
-    from tracegen.io.files import load_json
-
     try:
         found = load_json(path)
     except DataError as e:
@@ -179,7 +176,7 @@ def markdown(result: dict) -> str:
     lines = [
         f"Paired episodes: baseline {result['baseline']}, candidate {result['candidate']}",
         "",
-        f"Settings that differ: {_differences_text(result.get('differences'))}",
+        f"Settings that differ: {_differences_text(result['differences'])}",
         "",
         "| | episodes | baseline | candidate | won | lost | z | p (sign test) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
