@@ -137,3 +137,11 @@ def test_a_run_resumes_from_another_working_directory(dataset, tmp_path, monkeyp
     train(tiny(data, "run", 6, ckpt_every=3), stop_at=4)  # relative paths, as typed in tmp_path
     monkeypatch.chdir(tmp_path.parent)
     assert train(tiny(str(dataset), tmp_path / "run", 6, ckpt_every=3))["steps"] == 6
+
+
+def test_module_entry_point_reports_bad_data_in_one_line(tmp_path):
+    missing = tmp_path / "no_such_traces"
+    cmd = [sys.executable, "-m", "tracegen.train", "--data", str(missing), "--out", str(tmp_path / "run")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"error: {missing}: does not exist"
