@@ -29,15 +29,14 @@ import time
 
 import cv2
 import numpy as np
-import torch
 
 from tracegen.geometry import project, unproject
 from tracegen.io.trace_dataset import TraceDataset
 from tracegen.model.config import preset
-from tracegen.model.data import make_example, resize_observation
-from tracegen.model.encoders import TextEncoder, clean_instruction
+from tracegen.model.data import make_example
+from tracegen.model.encoders import TextEncoder
 from tracegen.model.evaluate import displacement_metrics, mean_metrics
-from tracegen.model.retrieval import retrieval_keys
+from tracegen.model.retrieval import RetrievalBank
 from tracegen.traces import encode_deltas, grid_points
 
 FLOW = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -74,17 +73,17 @@ def displacement_field(Y: np.ndarray, X: np.ndarray, D: np.ndarray, sigma: float
     return out
 
 
-def registered_trace(nb, cur, horizon: int, sigma: float) -> np.ndarray:
-    """The neighbour's trace carried into ``cur``'s scene: ``(N, horizon + 1, 3)`` (u, v px; z m)."""
+def registered_trace(nb, cur, traj: np.ndarray, sigma: float) -> np.ndarray:
+    """The neighbour's trace ``traj (N, L + 1, 3)`` (its example's, padded to the horizon) carried from sample ``nb``'s
+    scene into sample ``cur``'s: ``(N, L + 1, 3)`` (u, v px; z m)."""
     H, W = cur.depth.shape
     G = nb.grid
     X, D = correspondences(nb, cur)
-    traj = nb.traj[:, : horizon + 1].astype(np.float64)
-    traj = np.concatenate([traj, np.repeat(traj[:, -1:], horizon + 1 - traj.shape[1], 1)], 1)
+    traj = traj.astype(np.float64)
     lifted = unproject(traj[..., :2], traj[..., 2], nb.K)  # (N, L+1, 3)
     has_3d = (traj[..., 2] > 0).all(1)  # (N,)
     warped = lifted.copy()
-    warped[has_3d] += displacement_field(lifted[has_3d].reshape(-1, 3), X, D, sigma).reshape(-1, horizon + 1, 3)
+    warped[has_3d] += displacement_field(lifted[has_3d].reshape(-1, 3), X, D, sigma).reshape(-1, *traj.shape[1:])
     grid = grid_points(H, W, G)
     start_z = cur.depth[np.rint(grid[:, 1]).astype(int), np.rint(grid[:, 0]).astype(int)].astype(np.float64)
     ok = has_3d & (start_z > 0)
@@ -108,26 +107,20 @@ def main() -> None:
     train = [s for s in TraceDataset(args.train) if finite(s)]
     test = [s for s in list(TraceDataset(args.test))[:: args.every] if finite(s)]
     text = TextEncoder()
-
-    def keys(samples):
-        rgb = torch.from_numpy(np.stack([resize_observation(s.rgb, None, cfg.image_size)[0] for s in samples]))
-        return retrieval_keys(
-            rgb / 255.0, torch.from_numpy(text.encode([clean_instruction(s.instructions[0]) for s in samples]))
-        )
-
-    nearest = (keys(test) @ keys(train).T).argmax(1).tolist()
+    train_examples, truths = ([make_example(s, cfg) for s in samples] for samples in (train, test))
+    bank = RetrievalBank.from_examples(train_examples, text)  # the neighbour baseline's own retrieval
+    nearest = bank.nearest(RetrievalBank.from_examples(truths, text).keys).tolist()
     rows: dict[str, list[dict]] = {}
     t0 = time.perf_counter()
-    for s, j in zip(test, nearest, strict=True):
-        nb, truth = train[j], make_example(s, cfg)
-        H, W = s.image_size
-        plain = displacement_metrics(encode_deltas(nb.traj, nb.valid_steps, H, W, cfg.horizon)[0], truth)
+    for s, truth, j in zip(test, truths, nearest, strict=True):
+        nb = train[j]
+        plain = displacement_metrics(bank.traces[j].float().numpy(), truth)
         rows.setdefault("plain neighbour", []).append(plain)
         for sigma in args.sigma or [0.02]:
             scores = plain  # a neighbour from another camera stays plain
             if nb.meta.get("camera") == s.meta.get("camera") and nb.image_size == s.image_size:
-                trace = registered_trace(nb, s, cfg.horizon, sigma)
-                x = encode_deltas(trace, np.ones(cfg.horizon + 1, bool), H, W, cfg.horizon)[0]
+                trace = registered_trace(nb, s, train_examples[j].traj, sigma)
+                x = encode_deltas(trace, np.ones(len(trace[0]), bool), *s.image_size, cfg.horizon)[0]
                 scores = displacement_metrics(x, truth)
             rows.setdefault(f"registered, sigma {sigma} m", []).append(scores)
     print(f"{len(test)} held-out triplets, {time.perf_counter() - t0:.0f} s")
