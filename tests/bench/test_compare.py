@@ -72,6 +72,12 @@ def test_the_settings_that_differ_are_named(tmp_path):
     )
     (tmp_path / "b.settings.json").write_text(json.dumps(settings | {"checkpoint": str(tmp_path / "a")}))
     assert "Settings that differ: none recorded" in markdown(compare_runs(a, b))
+    # the code that ran the episodes: one run resumed under a newer commit shows both
+    log = b.with_suffix(".episodes.jsonl")
+    log.write_text(
+        json.dumps({"task": "door-open", "camera": "corner", "seed": 0, "success": True, "code": "0.1.0+gabc"})
+    )
+    assert compare_runs(a, b)["differences"] == "code: ['unrecorded'] -> ['0.1.0+gabc']"
 
 
 def test_a_log_cut_by_a_kill_or_logged_twice_counts_each_episode_once(tmp_path):

@@ -190,7 +190,7 @@ def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path, monkeypa
     assert summary_table([again]).splitlines()[-1].split()[-3] == "2"  # the "failed before" column
     longer = record_group(entry, out, replace(cfg, max_steps=3))  # another config may succeed: tried again
     assert (longer.attempts, longer.known_failures) == (2, 0)
-    monkeypatch.setattr(recorder, "_version", lambda package: "another")  # so may another simulator
+    monkeypatch.setattr(recorder, "package_version", lambda package: "another")  # so may another simulator
     assert record_group(entry, out, replace(cfg, max_steps=3)).attempts == 2
     kept = record_group(entry, out, replace(cfg, keep_failures=True))  # keeping failures tries them anew
     assert kept.attempts == 1 and kept.written == 1

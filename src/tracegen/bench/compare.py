@@ -45,15 +45,20 @@ def run_differences(baseline: str | Path, candidate: str | Path) -> str:
     """What the two runs differ in, ``"key: old -> new, ..."`` (empty: nothing recorded differs): their settings
     (``X.settings.json`` beside each log: planner, checkpoint, sampler, every executor rule) and, for two models,
     their checkpoints' training settings and models (``checkpoint.train.*`` from ``train_config.json``,
-    ``checkpoint.model.*`` from ``config.json``: a warm-up's model is its init's). Says
+    ``checkpoint.model.*`` from ``config.json``: a warm-up's model is its init's), and the code that ran their
+    episodes (``code``: :func:`tracegen.provenance.code_label` per episode, "unrecorded" before it was). Says
     ``unknown (...)`` when a settings file is missing or unreadable (logs of before they existed, a log copied
     alone)."""
+    from tracegen.bench.metaworld import read_log
+
     settings = []
     for run in (baseline, candidate):
-        found = _read_object(_settings_path(episode_log_path(run)))
+        log = episode_log_path(run)
+        found = _read_object(_settings_path(log))
         if isinstance(found, str):
             return f"unknown ({found})"
         found.pop("rollout", None)  # the changed rules, again: "rules" holds every rule's value
+        found["code"] = sorted({str(r.get("code", "unrecorded")) for r in read_log(log) if isinstance(r, dict)})
         settings.append(found)
     trainings = [_training_settings(s.get("checkpoint")) for s in settings]
     if all(t is not None for t in trainings):

@@ -13,6 +13,7 @@ from tracegen.demo.config import STAGES, DemoConfig, dumps
 from tracegen.demo.plan import TimeLeft, closed_loop_episodes, expected_seconds
 from tracegen.demo.stages import RUNNERS, Stage
 from tracegen.io.files import load_json, save_json
+from tracegen.provenance import provenance
 
 
 def check_config(cfg: DemoConfig) -> None:
@@ -120,6 +121,7 @@ def run_demo(cfg: DemoConfig, log=print) -> dict:
         "stage_seconds": timings,
         "total_seconds": round(sum(v or 0 for v in timings.values()), 1),  # cached stages at their original cost
         "this_run_seconds": round(time.perf_counter() - started, 1),
+        "provenance": provenance(),
     }
     save_json(Path(cfg.out) / "summary.json", summary)
     from tracegen.viz.report import write_report

@@ -29,6 +29,7 @@ from tracegen.forge.config import ForgeConfig
 from tracegen.forge.pipeline import STAGES, Pipeline, prepare_output, process_item, read_marker
 from tracegen.forge.sources import SourceItem
 from tracegen.io.files import save_json
+from tracegen.provenance import provenance
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -59,7 +60,7 @@ def run(
     else:
         raise ValueError(f"unknown runner {runner!r}; use local or ray")
     summary = summarise(items, done, new, time.perf_counter() - start, runner, workers)
-    save_json(out / "forge_summary.json", summary)
+    save_json(out / "forge_summary.json", summary | {"provenance": provenance()})
     return summary
 
 

@@ -14,6 +14,7 @@ from tracegen.errors import DataError, check
 from tracegen.io.files import load_json, load_npz, save_json, save_npz
 from tracegen.io.official import read_png, write_png
 from tracegen.model.tracegen import TraceGen
+from tracegen.provenance import provenance
 from tracegen.viz.overlay import draw_traces
 
 
@@ -91,6 +92,7 @@ def run_eval(
     model = TraceGen.from_pretrained(ckpt)
     result = {"checkpoint": str(ckpt), "data": data, "split": used, "steps": steps or model.cfg.sample_steps}
     result |= evaluate(model, test, train, k=samples, steps=steps, seed=seed)
+    result["provenance"] = provenance()
     if out:
         save_json(out, result)
     return result
@@ -123,6 +125,7 @@ def run_bench_latency(
         "median_ms": round(statistics.median(times), 2),
         "p90_ms": round(times[int(0.9 * (runs - 1))], 2),
         "min_ms": round(times[0], 2),
+        "provenance": provenance(),
     }
     if out:
         save_json(out, result)

@@ -316,6 +316,7 @@ class TraceGen(nn.Module):
         from safetensors.torch import save_file
 
         from tracegen.io.files import atomic_path, save_json
+        from tracegen.provenance import provenance
 
         path = Path(path)
         if self.cfg.retrieval and self.bank is None:
@@ -332,6 +333,7 @@ class TraceGen(nn.Module):
                 "model": self.cfg.to_dict(),
                 "tracegen_version": __version__,
                 "normalization": {"delta_scale_u_v_z": DELTA_SCALE.tolist(), "units": "u/W, v/H, z metres per step"},
+                "provenance": provenance(),  # the code that saved these weights
             },
         )
         return path

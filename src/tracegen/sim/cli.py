@@ -102,6 +102,7 @@ def corpus(
     from dataclasses import replace
 
     from tracegen.io.files import save_json
+    from tracegen.provenance import provenance
     from tracegen.sim.recorder import (
         DEFAULT_CORPUS,
         RecordConfig,
@@ -147,7 +148,9 @@ def corpus(
         )
         for r in results
     ]
-    save_json(out / "corpus_summary.json", summary)  # atomic: a new file, never a rewrite of a linked one
+    save_json(
+        out / "corpus_summary.json", summary | {"provenance": provenance()}
+    )  # atomic: a new file, never a rewrite of a linked one
     if any(r.error for r in results):
         raise typer.Exit(1)
 

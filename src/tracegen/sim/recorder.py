@@ -18,7 +18,6 @@ each; delete the folder after changing an expert's code).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import multiprocessing as mp
 import shutil
@@ -31,6 +30,7 @@ import numpy as np
 
 from tracegen.io.episode import Episode, is_episode, write_episode
 from tracegen.io.files import save_json
+from tracegen.provenance import package_version
 from tracegen.sim.cameras import CameraSpec
 from tracegen.sim.env import STATE_NAMES, SimEnv, make_env
 from tracegen.sim.gt_tracks import TrackRecorder
@@ -245,16 +245,9 @@ def record_group(
 
 def failure_record(cfg: RecordConfig) -> dict:
     """What a failure marker holds: the recording config and the versions of the code that ran the rollout."""
-    versions = {p: _version(p) for p in ("tracegen", "mujoco", "metaworld", "robosuite")}
+    versions = {p: package_version(p) for p in ("tracegen", "mujoco", "metaworld", "robosuite")}
     record = {"record": asdict(cfg), "versions": versions}
     return json.loads(json.dumps(record))  # as it reads back (tuples as lists)
-
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def failed_before(marker: Path, cfg: RecordConfig) -> bool:
