@@ -211,7 +211,7 @@ def bench_metaworld(
     tasks: list[str] | None = typer.Option(None, "--tasks"),
     cameras: list[str] | None = typer.Option(None, "--cameras"),
     seeds: int | None = typer.Option(None, "--seeds", min=1, help="Only the first N evaluation seeds."),
-    max_replans: int = typer.Option(40, "--max-replans", min=0),
+    max_replans: int = typer.Option(40, "--max-replans", min=1),
     steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps per plan (model planner)."),
     guidance: float | None = typer.Option(None, "--guidance", help="Guidance scale (model planner; default: its own)."),
     restore_speed: bool = typer.Option(

@@ -48,7 +48,7 @@ def test_static_trace_produces_no_motion():
     rng = np.random.default_rng(1)
     pts = np.concatenate(scene(rng))
     plan = plan_from_trace(to_trace(np.repeat(pts[:, None], 33, 1)), K, W2C, EE)
-    assert plan.displacement < 1e-9 and not plan.gripper_closed.any()
+    assert plan.excursion < 1e-9 and not plan.gripper_closed.any()
 
 
 def test_gripper_closes_when_object_tracks_start_moving_with_the_effector():
@@ -82,7 +82,7 @@ def test_rigid_fit_follows_a_rotating_effector_where_the_mean_cannot():
     rigid = plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(path_mode="rigid", effector_radius_m=0.1))
     mean = plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(path_mode="mean", effector_radius_m=0.1))
     np.testing.assert_allclose(rigid.positions, np.repeat(EE[None], S, 0), atol=1e-6)  # rotation about the EE
-    assert mean.displacement > 0.01
+    assert mean.excursion > 0.01
 
 
 def test_unknown_path_mode():
@@ -303,8 +303,8 @@ def test_far_arm_link_drives_the_plan_when_the_gripper_is_hidden():
     table = np.stack([rng.uniform(-0.4, 0.4, 60), rng.uniform(-0.2, 0.4, 60), np.zeros(60)], 1)
     move = np.stack([np.linspace(0, 0.1, S), np.zeros(S), np.zeros(S)], -1)
     world = np.concatenate([link[:, None] + move, np.repeat(table[:, None], S, 1)])
-    assert plan_from_trace(to_trace(world), K, W2C, EE).displacement == pytest.approx(0.1, abs=1e-6)
-    assert plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(fallback_radius_m=0.3)).displacement < 1e-9
+    assert plan_from_trace(to_trace(world), K, W2C, EE).excursion == pytest.approx(0.1, abs=1e-6)
+    assert plan_from_trace(to_trace(world), K, W2C, EE, ExecutorConfig(fallback_radius_m=0.3)).excursion < 1e-9
 
 
 def hidden_effector_world(rng, S=9, onset=3, arm=None):

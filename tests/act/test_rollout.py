@@ -297,3 +297,66 @@ def test_a_height_map_with_no_cells_is_refused_with_the_way_out():
         RolloutConfig(height_stride=0)
     for way_out in ({"press_straddle_m": 0.0}, {"close_for_press_m": 0.0}):  # the message's ways out work
         assert not RolloutConfig(height_stride=0, **way_out).remembers_scene
+
+
+class GoAndReturnPlanner(ScriptedPlanner):
+    """A plan whose effector tracks go 10 cm along +x and come back (a press and release), then static plans."""
+
+    name = "go-and-return"
+
+    def plan(self, env, frame, K, w2c, instruction):
+        self.calls += 1
+        dx = np.array([0.0, 0.05, 0.1, 0.05, 0.0]) if self.calls == 1 else np.zeros(5)
+        return self.trace(env.ee + self.eff, dx[:, None] * [1, 0, 0], K, w2c)
+
+
+def test_a_plan_that_comes_back_to_its_start_is_followed_not_taken_for_static():
+    robot = PointRobot([0.0, 0.0, 0.1])
+    cfg = RolloutConfig(max_env_steps=200, max_replans=10, stuck_push_m=0, steps_per_plan=4)
+    positions = []
+    robot.step = (lambda step: lambda a: (step(a), positions.append(robot.ee.copy())))(robot.step)
+    rollout(robot, GoAndReturnPlanner(), "cam", 0, "", cfg)
+    assert max(p[0] for p in positions) > 0.08  # it went out along +x ...
+    assert abs(positions[-1][0]) < 0.02  # ... and back
+    assert Plan(np.array([[0, 0, 0], [0.1, 0, 0], [0, 0, 0]]), np.zeros(3, bool), np.arange(1), None).excursion == 0.1
+
+
+class SolvedWhileWaitingRobot(PointRobot):
+    """Solved from its second env step on, whatever the effector does."""
+
+    def step(self, action):
+        super().step(action)
+        self.success = len(self.efforts) >= 2
+
+
+class StillPlanner(ScriptedPlanner):
+    name = "still"
+
+    def plan(self, env, frame, K, w2c, instruction):
+        self.calls += 1
+        return self.trace(env.ee + self.eff, np.zeros((5, 3)), K, w2c)
+
+
+def test_a_success_reached_while_waiting_in_place_ends_the_episode_as_one():
+    robot = SolvedWhileWaitingRobot([0.0, 0.0, 0.1])
+    result = rollout(robot, StillPlanner(), "cam", 0, "", RolloutConfig(max_replans=10, stuck_push_m=0))
+    assert result.success and result.reason == "success" and result.steps == 2
+
+
+def test_a_plan_closed_from_its_first_step_grasps_now_unless_something_is_held():
+    start = np.array([0.0, 0.0, 0.1])
+    for holding, rule, closes_in_place in ((False, True, True), (True, True, False), (False, False, False)):
+        robot = PointRobot(start)
+        plan = Plan(np.stack([start, start + [0, 0, 0.05]]), np.ones(2, bool), np.arange(1), None, start.copy())
+        cfg = RolloutConfig(grasp_from_start=rule, grasp_press_m=0)
+        history = [robot.ee.copy()]
+        follow(robot, plan, cfg, 200, history, holding=holding)
+        rose = np.flatnonzero(np.array(history)[:, 2] > start[2] + 1e-9)  # the first step that moved it up
+        assert (rose[0] > cfg.grasp_wait_steps) == closes_in_place, (holding, rule)  # waited, closing, first
+        assert robot.ee[2] > 0.15 - cfg.waypoint_tolerance_m - 1e-6  # then followed the plan
+
+
+def test_rollout_settings_out_of_range_are_refused_naming_them():
+    for bad in ({"steps_per_plan": 0}, {"max_replans": 0}, {"gain": 0.0}, {"grasp_wait_steps": -1}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))}="):
+            RolloutConfig(**bad)

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tracegen.bench.metaworld import BenchConfig, read_log, resolve, run_bench
+from tracegen.provenance import code_label
 
 
 def test_oracle_succeeds_on_three_simple_tasks_and_json_schema(tmp_path):
@@ -27,6 +28,10 @@ def test_oracle_succeeds_on_three_simple_tasks_and_json_schema(tmp_path):
     assert result["per_task"]["door-close"] == {"corner": "1/1"}
     assert json.loads((tmp_path / "b.json").read_text())["planner"] == "oracle"
     assert "| door-close |" in (tmp_path / "b.md").read_text()
+    code = code_label()  # every episode says which code ran it; the summary lists them, and what ran it now
+    assert {r["code"] for r in read_log(tmp_path / "b.episodes.jsonl")} == {code} and result["code"] == [code]
+    assert result["provenance"]["code"] == code and result["provenance"]["packages"]["mujoco"]
+    assert f"code {code}" in (tmp_path / "b.md").read_text()
 
 
 def test_a_killed_run_resumes_without_double_counting(tmp_path):
@@ -53,6 +58,10 @@ def test_a_killed_run_resumes_without_double_counting(tmp_path):
     settings.write_text(json.dumps(before))
     with pytest.raises(ValueError, match="other settings .*rules.close_for_press_m: 0.0 -> 0.03"):
         run_bench(dataclasses.replace(other, max_replans=40), False)  # the same command, another default
+    settings.unlink()  # a log that does not say how it ran (older, or copied alone) is not resumed either
+    with pytest.raises(ValueError, match="no b.settings.json says how they ran"):
+        run_bench(dataclasses.replace(other, max_replans=40), False)
+    assert len(read_log(log)) == 2
 
 
 def test_settings_reach_the_executor_and_the_summary(tmp_path):
@@ -98,11 +107,19 @@ def test_settings_reach_the_executor_and_the_summary(tmp_path):
         (dict(observe_as="octopus"), "not a Meta-World embodiment"),
         (dict(observe_as="hand"), "for the model and neighbour planners"),
         (dict(observe_reveal=True), "give --observe-as too"),
+        (dict(settings=("steps_per_plan=0",)), "steps_per_plan=0 \\(at least 1\\)"),
+        (dict(settings=("executor.min_effector_tracks=0",)), "min_effector_tracks=0"),
     ],
 )
 def test_refusals_before_any_episode(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         resolve(BenchConfig(**{"protocol": "mini", "planner": "oracle", "out": str(tmp_path / "x.json")} | change))
+
+
+def test_a_task_or_camera_named_twice_runs_once(tmp_path):
+    twice = BenchConfig(protocol="mini", planner="oracle", out=str(tmp_path / "x.json"), seeds=2)
+    twice = dataclasses.replace(twice, tasks=("door-close", "door-close"), cameras=("corner", "corner"))
+    assert resolve(twice)[1] == [("door-close", "corner", 0), ("door-close", "corner", 1)]
 
 
 def test_checkpoint_for_another_grid_is_refused(tmp_path):

@@ -114,6 +114,10 @@ class ExecutorConfig:
         unknown = [r for r in self.grasp_rules if r not in GRASP_RULES]
         if unknown:
             raise ValueError(f"unknown grasp rule(s) {unknown}; use any of {', '.join(map(repr, GRASP_RULES))}")
+        bad = [f"{k}={getattr(self, k)}" for k in ("min_effector_tracks", "min_carried_tracks") if getattr(self, k) < 1]
+        bad += [f"{k}={getattr(self, k)}" for k in ("effector_radius_m", "max_depth_m") if not getattr(self, k) > 0]
+        if bad:
+            raise ValueError(f"executor settings out of range: {', '.join(bad)} (counts at least 1, radii above 0)")
 
 
 @dataclass
@@ -127,8 +131,10 @@ class Plan:
     grasp_position: np.ndarray | None = None  # (3,) where to close the gripper (when a grasp starts in this plan)
 
     @property
-    def displacement(self) -> float:
-        return float(np.linalg.norm(self.positions[-1] - self.positions[0]))
+    def excursion(self) -> float:
+        """How far (m) the plan takes the effector from where it is: its farthest step, not its last (a press
+        that goes down and comes back is a motion, not a static plan)."""
+        return float(np.linalg.norm(self.positions - self.positions[0], axis=1).max())
 
     @property
     def grasps_later(self) -> bool:

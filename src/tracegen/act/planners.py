@@ -177,10 +177,10 @@ class OraclePlanner:
         track = [world_points(body_poses(env.data), body, local)]
         try:
             for _ in range(self.horizon_frames - 1):
+                if env.episode_over:  # the simulator's own episode limit: the future ends here
+                    break
                 env.step(env.expert_action())
                 track.append(world_points(body_poses(env.data), body, local))
-        except ValueError:  # the simulator's own episode limit: the future ends here
-            pass
         finally:
             saved.restore(env)
         uvz = world_to_reference(np.stack(track, 1), K, w2c)  # (N, T, 3)

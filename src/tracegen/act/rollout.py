@@ -47,11 +47,16 @@ from tracegen.sim.painting import PaintedView
 from tracegen.sim.render import Frame
 from tracegen.traces import grid_pixel_indices
 
+# what RolloutConfig's numbers must be (anything else would fail every episode quietly)
+_AT_LEAST_ONE = ("max_env_steps", "max_replans", "steps_per_plan", "max_steps_per_waypoint", "max_static_plans")
+_POSITIVE = ("gain", "waypoint_tolerance_m", "grasp_tolerance_m")
+_NOT_NEGATIVE = ("far_waypoint_factor", "grasp_wait_steps", "far_progress_m", "min_plan_motion_m", "stuck_motion_steps")
+
 
 @dataclass(frozen=True)
 class RolloutConfig:
     max_env_steps: int = 500  # the protocol's budget
-    max_replans: int = 40
+    max_replans: int = 40  # at most this many plans (predictions) per episode
     steps_per_plan: int = 16  # trace steps followed before replanning from a fresh observation (receding horizon)
     waypoint_tolerance_m: float = 0.015
     max_steps_per_waypoint: int = 15  # more means the effector is blocked: replan ...
@@ -60,9 +65,11 @@ class RolloutConfig:
     gain: float = 10.0  # action = gain * position error (m), clipped to [-1, 1] (the Meta-World experts' gain)
     close_effort: float = 0.8
     open_effort: float = -1.0
-    min_plan_motion_m: float = 0.005  # a plan moving less than this counts as static
+    min_plan_motion_m: float = 0.005  # a plan whose every step stays this close to its start counts as static
     max_static_plans: int = 3  # give up after this many static plans in a row
     grasp_wait_steps: int = 12  # env steps spent closing the gripper in place when a plan starts a grasp
+    grasp_from_start: bool = True  # a plan closed from its first step while nothing is held (the dip rule after a
+    # descent, co-motion from the first step) starts its grasp now: contact approach, then closing in place
     approach_clearance_m: float = 0.0  # > 0: go to the contact point from above (this far over it, or the
     # current height if higher), then straight down: a pre-grasp pose
     grasp_tolerance_m: float = 0.006  # the effector goes this close to the plan's contact point before closing
@@ -95,6 +102,11 @@ class RolloutConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
+        bad = [f"{k}={getattr(self, k)} (at least 1)" for k in _AT_LEAST_ONE if getattr(self, k) < 1]
+        bad += [f"{k}={getattr(self, k)} (above 0)" for k in _POSITIVE if not getattr(self, k) > 0]
+        bad += [f"{k}={getattr(self, k)} (at least 0)" for k in _NOT_NEGATIVE if getattr(self, k) < 0]
+        if bad:
+            raise ValueError(f"rollout settings out of range: {', '.join(bad)}")
         if self.remembers_scene and (self.height_cell_m <= 0 or self.height_stride < 1):
             raise ValueError(
                 f"the press's height map needs height_cell_m > 0 and height_stride >= 1 (got {self.height_cell_m}, "
@@ -202,10 +214,10 @@ def push_on(env: SimEnv, cfg: RolloutConfig, budget: int, history: list[np.ndarr
     ``stuck_push_m`` along the effector's last motion (over ``stuck_motion_steps`` steps) until blocked: the
     retargeted trace drops the last part of a motion that is shorter than one of its steps. Returns steps used."""
     closed = cfg.stuck_push_closed
-    used = hold(env, cfg, min(cfg.grasp_wait_steps, budget), True, history) if closed else 0
-    motion = history[-1] - history[-min(len(history), cfg.stuck_motion_steps)]
+    motion = history[-1] - history[-1 - min(len(history) - 1, cfg.stuck_motion_steps)]  # before closing in place
     if np.linalg.norm(motion) < cfg.min_plan_motion_m:
-        return used
+        return 0
+    used = hold(env, cfg, min(cfg.grasp_wait_steps, budget), True, history) if closed else 0
     target = history[-1] + cfg.stuck_push_m * motion / np.linalg.norm(motion)
     return used + drive(env, target, cfg, budget - used, history, cfg.grasp_tolerance_m, True, closed=closed)
 
@@ -241,9 +253,11 @@ def follow(
     budget: int,
     history: list[np.ndarray],
     closed_press: int | None = None,
+    holding: bool = False,
 ) -> tuple[int, bool, bool]:
     """Follow ``plan`` for at most ``budget`` env steps (effector positions are appended to ``history``); from step
-    ``closed_press`` on (:func:`closed_press_start`), with the gripper closed.
+    ``closed_press`` on (:func:`closed_press_start`), with the gripper closed. ``holding``: the gripper already
+    holds something (latched); otherwise a plan closed from its first step grasps now (``grasp_from_start``).
 
     Returns (steps used, success, whether the plan's own closed steps were followed: a grasp or a latched gripper;
     a press's closed steps and a closed free motion do not latch it).
@@ -255,7 +269,8 @@ def follow(
     for k in range(1, last):
         closed = bool(plan.gripper_closed[k])
         sent_closed |= closed
-        grasping = closed and not plan.gripper_closed[k - 1]
+        before = plan.gripper_closed[k - 1] if k > 1 or not cfg.grasp_from_start else holding
+        grasping = closed and not before
         waits = cfg.grasp_wait_steps if grasping else 0  # a grasp: close in place
         if grasping and plan.grasp_position is not None:
             done, ok = approach_contact(env, plan, cfg, budget - used, history)
@@ -419,6 +434,9 @@ def rollout(
         hold(actor, cfg, 1, latched or cfg.close_free_motion, history)
 
     while steps < cfg.max_env_steps:
+        if steps and env.success:  # reached while waiting or holding in place
+            result.success, result.reason = True, "success"
+            break
         if result.plans >= cfg.max_replans:
             result.reason = "replan budget"
             break
@@ -444,7 +462,12 @@ def rollout(
             traj, K, w2c, history[-1], cfg.executor, descended_before_m=descended, scene_points=scene, arm=arm
         )
         result.executor_ms.append(1000 * (time.perf_counter() - t0))
-        if latched and cfg.release_static_plans and plan.displacement < cfg.min_plan_motion_m:
+        if record:
+            result.frames.append(frame.rgb)
+            result.traces.append(traj)
+        if recorder is not None:
+            recorder.on_plan(frame, traj)
+        if latched and cfg.release_static_plans and plan.excursion < cfg.min_plan_motion_m:
             static_closed += 1
             if static_closed >= cfg.release_static_plans:  # the grasp failed: open and let the plan start over
                 latched, static_closed = False, 0
@@ -456,12 +479,7 @@ def rollout(
             latched = False  # the grasp missed: the plan goes to the object open and closes on it again
         if latched:
             plan.gripper_closed[:] = True
-        if record:
-            result.frames.append(frame.rgb)
-            result.traces.append(traj)
-        if recorder is not None:
-            recorder.on_plan(frame, traj)
-        if plan.displacement < cfg.min_plan_motion_m and not plan.gripper_closed.any():
+        if plan.excursion < cfg.min_plan_motion_m and not plan.gripper_closed.any():
             static += 1
             if static >= cfg.max_static_plans and cfg.stuck_push_m > 0 and not (latched or pushed):
                 steps += push_on(actor, cfg, cfg.max_env_steps - steps, history)
@@ -479,7 +497,7 @@ def rollout(
         static = 0
         remembered = (None, None) if memory is None else (memory.heights, memory.fingers)
         press = closed_press_start(plan, cfg, *remembered)  # every press closed needs no memory
-        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press)
+        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press, latched)
         latched |= cfg.latch_gripper and sent_closed
         if used == 0:  # already at the plan's first waypoints
             wait()

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.files import atomic_path, describe_changes, load_json, parse_setting, save_json
+from tracegen.provenance import code_label, provenance
 from tracegen.settings import all_settings, apply_settings, changed_settings
 from tracegen.sim.protocol import AVDC_METAWORLD, Protocol
 
@@ -66,7 +67,7 @@ class BenchConfig:
     tasks: tuple[str, ...] | None = None  # subsets of the protocol's
     cameras: tuple[str, ...] | None = None
     seeds: int | None = None  # the first N evaluation seeds
-    max_replans: int = 40  # the executor's budget (AVDC allowed 5 replans of 8-frame video plans)
+    max_replans: int = 40  # plans per episode at most (AVDC allowed 1 + 5 predictions of 8-frame videos)
     sample_steps: int | None = None
     guidance: float | None = None  # classifier-free guidance of the model planner (None: the checkpoint's)
     restore_speed: bool = False  # the model planner's moving steps get the retargeted step length back
@@ -95,7 +96,8 @@ def resolve(cfg: BenchConfig) -> tuple[Protocol, list[tuple[str, str, int]]]:
     if cfg.protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {cfg.protocol!r}; choose {sorted(PROTOCOLS)}")
     proto = PROTOCOLS[cfg.protocol]
-    tasks, cameras = cfg.tasks or proto.tasks, cfg.cameras or proto.cameras
+    tasks = tuple(dict.fromkeys(cfg.tasks or proto.tasks))  # a task or camera named twice runs (and counts) once
+    cameras = tuple(dict.fromkeys(cfg.cameras or proto.cameras))
     for kind, chosen, valid in (("task", tasks, proto.tasks), ("camera", cameras, proto.cameras)):
         bad = [x for x in chosen if x not in valid]
         if bad:
@@ -164,6 +166,11 @@ def check_same_run(cfg: BenchConfig, log_path: Path) -> None:
     """A run resumes only its own episode log: one written with other settings (``<json stem>.settings.json``
     beside it) is refused, rather than mixed into one table. A new log gets the settings file."""
     settings_path, settings = log_path.with_name(Path(cfg.out).stem + ".settings.json"), run_settings(cfg)
+    if log_path.exists() and log_path.stat().st_size and not settings_path.exists():
+        raise ValueError(
+            f"{log_path} holds episodes but no {settings_path.name} says how they ran, so they cannot be resumed "
+            "under these settings; choose another --json, or move that log away to start over"
+        )
     if settings_path.exists() and log_path.exists() and log_path.stat().st_size:
         detail = describe_changes(load_json(settings_path), settings)
         if detail:
@@ -234,7 +241,9 @@ def run_bench(cfg: BenchConfig, progress: bool = True) -> dict:
     with open(log_path, "a") as log, tqdm(total=len(todo), desc=f"bench {proto.name}", disable=not progress) as bar:
         if log_path.stat().st_size and not log_path.read_bytes().endswith(b"\n"):
             log.write("\n")  # end a line cut by a kill, so the next record starts clean
+        code = code_label()
         for record in (_pooled if cfg.workers > 1 else _inline)(cfg, todo):
+            record["code"] = code  # the code that ran it: a log resumed across commits shows in the summary
             log.write(json.dumps(record) + "\n")
             log.flush()
             done[episode_key(record["task"], record["camera"], record["seed"])] = record
@@ -472,13 +481,15 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "wall_s": round(wall_s, 1),
         "episodes_run": episodes_run,
         "avdc_published_overall": AVDC_OVERALL,
+        "code": sorted({str(r.get("code", "unrecorded")) for r in rows}),  # every code that ran an episode
+        "provenance": provenance(),  # this invocation's
     }
 
 
 def markdown_table(result: dict) -> str:
     lines = [
         f"Closed-loop success, {result['protocol']} ({result['version']}), planner {result['planner']}, "
-        f"{result['episodes']} episodes",
+        f"{result['episodes']} episodes, code {', '.join(result.get('code', ['unrecorded']))}",
         "",
         "| task | ours (per camera) | ours % | AVDC (v2) % |",
         "| --- | --- | --- | --- |",

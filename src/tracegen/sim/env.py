@@ -71,6 +71,11 @@ class SimEnv(ABC):
     @abstractmethod
     def success(self) -> bool: ...
 
+    @property
+    def episode_over(self) -> bool:
+        """Whether the simulator refuses further steps (its own episode limit); False for one without a limit."""
+        return False
+
     @abstractmethod
     def ee_pose(self) -> np.ndarray:
         """``(4, 4)`` end-effector (tool centre point) -> world pose."""

@@ -110,6 +110,10 @@ class MetaWorldEnv(SimEnv):
         self._obs, _, _, _, info = self.env.step(np.asarray(action, dtype=np.float32))
         self._success = bool(info["success"])
 
+    @property
+    def episode_over(self) -> bool:
+        return self.env.curr_path_length >= self.env.max_path_length  # Meta-World raises on a step past it
+
     def expert_action(self) -> np.ndarray:
         with warnings.catch_warnings():  # some policies warn that their gains exceed the action range
             warnings.simplefilter("ignore", UserWarning)

@@ -32,7 +32,8 @@ class Protocol:
         cameras: camera names; every task is evaluated from every camera.
         eval_seeds: initial-state seeds per task x camera.
         max_steps: an episode succeeds if the task is solved within this many environment steps.
-        max_replans: replanning budget per episode (at most 1 + max_replans predictions per episode).
+        max_replans: the published protocol's replanning budget (AVDC: at most 1 + 5 video predictions per
+            episode), for reference: tracegen's executor has its own (``BenchConfig.max_replans`` plans).
         demos_per_task_camera: demonstration videos available per task x camera.
         demo_seed_start: demonstrations use seeds from here on (successful episodes only).
         render_hw: (height, width) of the rendered observations.
