@@ -101,7 +101,9 @@ def predict(
     samples: int = typer.Option(1, "--samples", min=1),
     steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps (default: the model's)."),
     seed: int = typer.Option(0, "--seed"),
-    depth_png_scale: float = typer.Option(1000.0, "--depth-png-scale", help="PNG depth units per metre."),
+    depth_png_scale: float = typer.Option(
+        10000.0, "--depth-png-scale", min=1e-9, help="PNG depth units per metre (TraceForge's 10000: 0.1 mm)."
+    ),
 ) -> None:
     """Generate the future 3D trace of a 20x20 grid for one observation and instruction."""
     from tracegen.model.commands import dumps, run_predict

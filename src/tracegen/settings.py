@@ -67,11 +67,11 @@ def _jsonable(value: Any) -> Any:
 def _replace(node: Any, path: list[str], key: str, value: Any) -> Any:
     name, rest = path[0], path[1:]
     old = getattr(node, name)
-    new = _replace(old, rest, key, value) if rest else _same_kind(key, old, value)
+    new = _replace(old, rest, key, value) if rest else same_kind(key, old, value)
     return dataclasses.replace(node, **{name: new})
 
 
-def _same_kind(key: str, old: Any, value: Any) -> Any:
+def same_kind(key: str, old: Any, value: Any) -> Any:
     """``value`` if it is of the setting's kind (a setting that is None by default takes anything), else
     ValueError naming the setting."""
     if old is None:  # no default to compare with: any value, lists as tuples (configs are frozen and hashable)

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,7 @@ from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
 from tracegen.model.retrieval import RetrievalBank
 from tracegen.model.tracegen import TraceGen
+from tracegen.settings import same_kind
 
 
 @dataclass
@@ -68,6 +70,31 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Refuse, before any work, a value no run can use (naming the setting): a number of the wrong kind or out
+        of range, an unknown preset, a model setting its preset rejects, a device this torch does not have."""
+        default = TrainConfig()
+        for f in dataclasses.fields(self):
+            if f.name not in ("data", "model"):
+                same_kind(f.name, getattr(default, f.name), getattr(self, f.name))  # ValueError naming it
+        bad = [f"{k}={getattr(self, k)} ({rule})" for k, (rule, ok) in _RANGES.items() if not ok(getattr(self, k))]
+        if bad:
+            raise ValueError(f"training settings out of range: {', '.join(bad)}")
+        if self.init is None:
+            preset(self.preset, **self.model)  # ValueError naming an unknown preset or a bad model setting
+        resolve_device(self.device)  # ValueError: a CUDA device without CUDA
+
+
+# what TrainConfig's numbers must be: setting -> (the rule in words, the test)
+_RANGES = {k: ("at least 1", lambda v: v >= 1) for k in ("steps", "batch_size", "threads")}
+_RANGES |= {k: ("at least 1", lambda v: v >= 1) for k in ("log_every", "eval_every", "ckpt_every")}
+_RANGES |= {k: ("above 0", lambda v: v > 0) for k in ("lr", "grad_clip")}
+_RANGES |= {
+    k: ("at least 0", lambda v: v >= 0) for k in ("weight_decay", "warmup_steps", "color_jitter", "shift_cells")
+}
+_RANGES |= {k: ("in [0, 1)", lambda v: 0 <= v < 1) for k in ("ema_decay", "val_fraction")}
+_RANGES |= {"min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1)}
 
 
 # --- data ---
@@ -292,6 +319,13 @@ def _resume_view(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
     return json.loads(json.dumps(view))  # tuples as the lists JSON keeps
 
 
+def training_data(run: Path, saved: dict[str, Any]) -> list[str]:
+    """The absolute paths of the datasets run ``run`` trained on, from its saved ``train_config.json`` ``saved``
+    (relative ones resolved from the folder it was started in, as a resume resolves them)."""
+    started_in = _started_in(saved["out"], str(run))
+    return [str((started_in / d).resolve()) for d in saved["data"]]
+
+
 def _started_in(saved_out: str, out: str) -> Path:
     """The folder a run was started in: the resolved ``out`` less the saved ``out``'s relative path (the working
     directory when the saved one is absolute or is not its tail)."""
@@ -304,6 +338,7 @@ def _started_in(saved_out: str, out: str) -> Path:
 
 def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     """Train (or resume) a run; returns the final metrics. ``stop_at`` ends the run early, as a kill would."""
+    tcfg.check()
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device = resolve_device(tcfg.device, int(os.environ.get("LOCAL_RANK", 0)))
     if world > 1 and device.type == "cuda" and tcfg.device not in ("auto", "cuda"):
@@ -334,6 +369,13 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
     train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
+    if tcfg.val_fraction > 0 and not val_set and rank == 0:
+        episodes = len({e.episode_id for e in examples})
+        print(
+            f"warning: val_fraction={tcfg.val_fraction} of {episodes} episode(s) holds none out: no validation loss; "
+            "score the run on a held-out dataset (tracegen eval-traces --data OTHER) or with --split all",
+            file=sys.stderr,
+        )
     if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
         if len({e.episode_id for e in train_set}) < 2:
             raise ValueError(
@@ -453,6 +495,7 @@ def parse_overrides(tcfg: TrainConfig, overrides: list[str]) -> TrainConfig:
                 f"unknown setting {key!r}; train settings: {sorted(train_fields)}; "
                 f"model settings: {sorted(model_fields)}"
             )
+    tcfg.check()
     return tcfg
 
 

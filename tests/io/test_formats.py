@@ -135,6 +135,20 @@ def test_tapvid3d_round_trip_and_key_spellings(tmp_path, samples):
     assert tapvid3d.read_tapvid3d_tracks(tmp_path / "lower.npz")["tracks_XYZ"].shape == raw["tracks_XYZ"].shape
 
 
+def test_tapvid3d_keeps_points_without_depth(tmp_path, samples):
+    import dataclasses
+
+    s = samples[0]
+    traj = s.traj.copy()
+    traj[:40, :, 2] = 0.0  # no depth measured there (sky, far plane): the simulator's z = 0
+    s = dataclasses.replace(s, traj=traj)
+    tapvid3d.write_tapvid3d(tmp_path / "s.npz", s)
+    raw = np.load(tmp_path / "s.npz")
+    assert np.isfinite(raw["tracks_XYZ"]).all() and (raw["tracks_XYZ"][..., 2] > 0).all()  # a valid TAPVid-3D file
+    assert not raw["visibility"][:, :40].any() and raw["visibility"][:, 40:].all()  # ... that marks them unseen
+    assert_same_samples([s], [tapvid3d.read_tapvid3d(tmp_path / "s.npz")], traj_atol=1e-3)  # read back as they were
+
+
 def test_foreign_tapvid3d_file_is_inspected_but_never_unpickled(tmp_path, samples):
     tracks = np.ones((5, 3, 3), np.float32)
     jpegs = np.empty(5, dtype=object)

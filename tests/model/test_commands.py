@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from synthetic import synthetic_episode
 from tracegen.forge.windows import gt_samples
 from tracegen.io.official import write_png
 from tracegen.io.trace_dataset import write_dataset
+from tracegen.model.commands import held_out_examples
 
 
 def run(*args):
@@ -19,7 +21,7 @@ def run(*args):
     return out
 
 
-def test_train_predict_evaluate_and_time(tmp_path):
+def test_train_predict_evaluate_and_time(tmp_path, monkeypatch):
     shards = [(f"ep{i}", gt_samples(synthetic_episode(T=30, speed=0.01 * (i + 1), seed=i))[0]) for i in range(4)]
     write_dataset(tmp_path / "ds", shards, grid=20, retarget={})
     out = run(
@@ -58,6 +60,12 @@ def test_train_predict_evaluate_and_time(tmp_path):
     assert out.returncode == 0, out.stderr[-1500:]
     traj = np.load(tmp_path / "pred.npz")["traj"]
     assert traj.shape == (2, 400, 33, 3) and (tmp_path / "pred.png").stat().st_size > 1000
+    # the same depth as a 16-bit PNG in TraceForge's units (10000 per metre) starts every point where the .npy did
+    write_png(tmp_path / "depth.png", np.clip(np.rint(sample.depth * 10000), 0, 65535).astype(np.uint16))
+    args = ["--ckpt", tmp_path / "run", "--image", tmp_path / "obs.png", "--text", "slide the panel"]
+    out = run("predict", *args, "--depth", tmp_path / "depth.png", "--out", tmp_path / "png.npz", "--samples", "2")
+    assert out.returncode == 0, out.stderr[-1500:]
+    np.testing.assert_allclose(np.load(tmp_path / "png.npz")["traj"][..., 0, 2], traj[..., 0, 2], atol=1e-4)
 
     out = run(
         "eval-traces",
@@ -86,6 +94,9 @@ def test_train_predict_evaluate_and_time(tmp_path):
     ):
         assert np.isfinite(metrics[key]), key
     assert metrics["best_of_k_ade_px"] <= metrics["ade_px"]
+    assert metrics["provenance"]["tracegen"] and metrics["provenance"]["packages"]["torch"]
+    monkeypatch.chdir(tmp_path / "run")  # the run's data by another spelling, from another folder: still its own
+    assert held_out_examples(Path("."), ["../ds"], "auto", None)[2] == "val"
 
     out = run("bench-latency", "--ckpt", tmp_path / "run", "--json", tmp_path / "lat.json", "--runs", "3")
     assert out.returncode == 0, out.stderr[-1500:]

@@ -48,6 +48,17 @@ def test_overrides_reach_train_and_model_settings():
     assert cfg.lr == 1e-4 and cfg.model == {"dim": 64, "depth": 2, "image_channels": (8, 16)}
     with pytest.raises(ValueError, match="unknown setting 'nope'"):
         parse_overrides(TrainConfig(), ["nope=1"])
+    for bad, message in (
+        ("lr=abc", "setting lr takes a float, not 'abc'"),
+        ("dim=abc", "setting dim takes an int, not 'abc'"),
+        ("batch_size=0", "batch_size=0 \\(at least 1\\)"),
+        ("val_fraction=1", "val_fraction=1 \\(in \\[0, 1\\)\\)"),
+        ("steps=-5", "steps=-5"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            parse_overrides(TrainConfig(), [bad])  # before any work: nothing trained, no run folder
+    with pytest.raises(ValueError, match="unknown preset 'bogus'"):
+        parse_overrides(TrainConfig(preset="bogus"), [])
 
 
 def test_ddp_two_processes(dataset, tmp_path):

@@ -49,18 +49,25 @@ def tapvid3d_files(path: str | Path) -> list[Path]:
 
 
 def write_tapvid3d(path: str | Path, sample: TraceSample) -> Path:
-    """Export one trace sample. Needs metric depth (``has_depth``) and intrinsics K."""
+    """Export one trace sample. Needs metric depth (``has_depth``) and intrinsics K.
+
+    A point without a depth measurement (z = 0: sky, far plane, a sensor's hole) has no 3D position; it is written
+    on its pixel's ray at 1 m and marked not visible (TAPVid-3D's tracks must be finite, in front of the camera),
+    and ``tracegen_no_depth (T, N)`` names it, so that tracegen reads it back as it was."""
     path = Path(path)
     check(sample.has_depth, path, "a 2D-only sample has no depth; TAPVid-3D needs metric 3D tracks")
     check(sample.K is not None, path, "the sample has no intrinsics K; TAPVid-3D needs fx_fy_cx_cy")
     S = sample.num_valid
     uvz = sample.traj[:, :S].astype(np.float64)  # (N, S, 3)
-    xyz = unproject(uvz[..., :2], uvz[..., 2], sample.K)  # (N, S, 3) camera metres
+    no_depth = ~(uvz[..., 2] > 0)  # (N, S)
+    xyz = unproject(uvz[..., :2], np.where(no_depth, 1.0, uvz[..., 2]), sample.K)  # (N, S, 3) camera metres
     visibility = sample.visibility[:, :S] if sample.visibility is not None else np.ones(uvz.shape[:2], bool)
     queries = np.concatenate([uvz[:, 0, :2], np.zeros((len(uvz), 1))], -1)
     arrays = {
         "tracks_XYZ": np.swapaxes(xyz, 0, 1).astype(np.float32),
-        "visibility": np.swapaxes(visibility, 0, 1),
+        "visibility": np.swapaxes(visibility & ~no_depth, 0, 1),
+        "tracegen_visibility": np.swapaxes(visibility, 0, 1),
+        "tracegen_no_depth": np.swapaxes(no_depth, 0, 1),
         "queries_xyt": queries.astype(np.float32),
         "fx_fy_cx_cy": fx_fy_cx_cy(sample.K),
         "tracegen_rgb": sample.rgb,
@@ -124,11 +131,14 @@ def read_tapvid3d(path: str | Path) -> TraceSample:
     )
     xyz = np.swapaxes(a["tracks_XYZ"], 0, 1)  # (N, S, 3)
     uv, z = project(xyz, K)
+    if "tracegen_no_depth" in a:  # written on the ray at 1 m: no depth, as the sample had
+        z = np.where(np.swapaxes(a["tracegen_no_depth"], 0, 1).astype(bool), 0.0, z)
     traj = np.concatenate([uv, z[..., None]], -1).astype(np.float32)
     S = traj.shape[1]
     valid = a.get("tracegen_valid_steps", np.ones(S, bool)).astype(bool)
     w2c = a["extrinsics_w2c"][0] if "extrinsics_w2c" in a else None
-    vis = np.swapaxes(a["visibility"], 0, 1) if bool(a.get("tracegen_visibility_known", False)) else None
+    vis = np.swapaxes(a.get("tracegen_visibility", a["visibility"]), 0, 1).astype(bool)
+    vis = vis if bool(a.get("tracegen_visibility_known", False)) else None
     meta = json.loads(str(a["tracegen_meta"])) if "tracegen_meta" in a else {"source": "tapvid3d"}
     instructions = [str(t) for t in a.get("tracegen_instructions", np.array([], str))]
     sample = TraceSample(

@@ -59,20 +59,26 @@ def run_predict(
 
 def held_out_examples(ckpt: Path, data: list[str], split: str, limit: int | None):
     """The examples to score and the training examples for the nearest-neighbour baseline."""
-    from tracegen.train import load_examples, split_by_episode
+    from tracegen.train import load_examples, split_by_episode, training_data
 
     model_cfg = TraceGen.from_pretrained(ckpt, load_bank=False).cfg
     examples, _ = load_examples(data, model_cfg)
     train_cfg = load_json(ckpt / "train_config.json") if (ckpt / "train_config.json").exists() else None
+    trained_on = training_data(ckpt, train_cfg) if train_cfg else None  # absolute: compared and read from here
     if split == "auto":
-        split = "val" if train_cfg and sorted(train_cfg["data"]) == sorted(data) else "all"
+        split = "val" if trained_on and sorted(trained_on) == sorted(str(Path(d).resolve()) for d in data) else "all"
     if split == "val":
         check(train_cfg is not None, ckpt, "--split val needs the run's train_config.json")
         train, test = split_by_episode(examples, train_cfg["val_fraction"], train_cfg["seed"])
+        check(
+            len(test) > 0,
+            ckpt,
+            f"no held-out samples for split 'val' (val_fraction={train_cfg['val_fraction']} of its episodes held none "
+            "out); score a held-out dataset (--data OTHER) or every sample (--split all)",
+        )
     else:  # a separate held-out dataset: neighbours come from the run's training data when it is known
         test = examples
-        train = load_examples(train_cfg["data"], model_cfg)[0] if train_cfg else examples
-    check(len(test) > 0, ckpt, f"no held-out samples for split {split!r}")
+        train = load_examples(trained_on, model_cfg)[0] if trained_on else examples
     return train, test[:limit] if limit else test, split
 
 

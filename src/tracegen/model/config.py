@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tracegen.settings import same_kind
+
 
 @dataclass
 class TraceGenConfig:
@@ -173,5 +175,9 @@ def preset(name: str, **overrides: Any) -> TraceGenConfig:
     """A named preset with ``key=value`` overrides, validated."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    base = TraceGenConfig.from_dict(PRESETS[name])
+    for key, value in overrides.items():
+        if hasattr(base, key):  # (an unknown key is named by from_dict)
+            same_kind(key, getattr(base, key), value)  # ValueError naming it: "setting dim takes an int, not 'abc'"
     cfg = TraceGenConfig.from_dict({**PRESETS[name], **overrides})
     return cfg
