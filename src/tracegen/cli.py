@@ -94,9 +94,13 @@ def train(
 @app.command()
 def predict(
     ckpt: Path = typer.Option(..., "--ckpt", help="Checkpoint folder (model.safetensors + config.json)."),
-    image: Path = typer.Option(..., "--image", help="RGB image (PNG/JPEG), any size."),
+    image: Path | None = typer.Option(None, "--image", help="RGB image (PNG/JPEG), any size; or --episode."),
     depth: Path | None = typer.Option(None, "--depth", help="Depth: .npy/.npz (metres) or 16-bit PNG."),
-    text: str = typer.Option(..., "--text", help="The instruction."),
+    episode: Path | None = typer.Option(
+        None, "--episode", help="An episode folder instead of --image: its frame --frame, depth, intrinsics."
+    ),
+    frame: int = typer.Option(0, "--frame", min=0, help="The episode's frame to predict from."),
+    text: str | None = typer.Option(None, "--text", help="The instruction (default: the episode's first)."),
     out: Path = typer.Option(..., "--out", help="Output .npz (traj: samples x N x L+1 x 3); an overlay .png beside."),
     samples: int = typer.Option(1, "--samples", min=1),
     steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps (default: the model's)."),
@@ -108,7 +112,11 @@ def predict(
     """Generate the future 3D trace of a 20x20 grid for one observation and instruction."""
     from tracegen.model.commands import dumps, run_predict
 
-    typer.echo(dumps(run_predict(ckpt, image, depth, text, out, samples, steps, seed, depth_png_scale)))
+    if (image is None) == (episode is None):
+        raise typer.BadParameter("give the observation as --image (and --depth) or as --episode (and --frame)")
+    if image is not None and text is None:
+        raise typer.BadParameter("--text is needed with --image (an episode brings its own instruction)")
+    typer.echo(dumps(run_predict(ckpt, image, depth, text, out, samples, steps, seed, depth_png_scale, episode, frame)))
 
 
 @app.command("eval-traces")

@@ -9,6 +9,7 @@ import numpy as np
 
 from synthetic import synthetic_episode
 from tracegen.forge.windows import gt_samples
+from tracegen.io.episode import write_episode
 from tracegen.io.official import write_png
 from tracegen.io.trace_dataset import write_dataset
 from tracegen.model.commands import held_out_examples
@@ -66,6 +67,16 @@ def test_train_predict_evaluate_and_time(tmp_path, monkeypatch):
     out = run("predict", *args, "--depth", tmp_path / "depth.png", "--out", tmp_path / "png.npz", "--samples", "2")
     assert out.returncode == 0, out.stderr[-1500:]
     np.testing.assert_allclose(np.load(tmp_path / "png.npz")["traj"][..., 0, 2], traj[..., 0, 2], atol=1e-4)
+    # or straight from an episode's frame: its image, depth, intrinsics (3D points too) and instruction
+    write_episode(tmp_path / "ep", synthetic_episode())
+    out = run(
+        "predict", "--ckpt", tmp_path / "run", "--episode", tmp_path / "ep", "--frame", "2", "--out", tmp_path / "e.npz"
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    pred = np.load(tmp_path / "e.npz")
+    assert pred["xyz"].shape == (1, 400, 33, 3) and str(pred["instruction"]) == synthetic_episode().instructions[0]
+    out = run("predict", "--ckpt", tmp_path / "run", "--out", tmp_path / "e.npz")
+    assert out.returncode == 2 and "--image (and --depth) or as --episode" in out.stderr
 
     out = run(
         "eval-traces",

@@ -35,23 +35,49 @@ def read_depth_file(path: Path, shape: tuple[int, int], png_scale: float) -> np.
     return depth
 
 
+def observation(
+    image: Path | None, depth: Path | None, episode: Path | None, frame: int, png_scale: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, str | None]:
+    """What ``predict`` sees: ``rgb (H, W, 3)`` uint8, ``depth (H, W)`` metres or None, ``K (3, 3)`` or None, and the
+    episode's first instruction (None for an image) — from an image (+ depth file) or from frame ``frame`` of an
+    episode folder (its depth, intrinsics and instruction with it)."""
+    if (image is None) == (episode is None):
+        raise ValueError("give the observation as --image (and --depth) or as --episode (and --frame), one of them")
+    if image is not None:
+        rgb = read_png(image)
+        return rgb, read_depth_file(depth, rgb.shape[:2], png_scale) if depth else None, None, None
+    from tracegen.io.episode import read_episode
+
+    ep = read_episode(episode)
+    check(0 <= frame < len(ep.rgb), episode, f"has {len(ep.rgb)} frames; --frame {frame} is not one of them")
+    pick = lambda a: None if a is None else a[frame]  # noqa: E731
+    return ep.rgb[frame], pick(ep.depth), pick(ep.K), (ep.instructions or [None])[0]
+
+
 def run_predict(
     ckpt: Path,
-    image: Path,
+    image: Path | None,
     depth: Path | None,
-    text: str,
+    text: str | None,
     out: Path,
     samples: int,
     steps: int | None,
     seed: int,
     depth_png_scale: float,
+    episode: Path | None = None,
+    frame: int = 0,
 ) -> dict:
     model = TraceGen.from_pretrained(ckpt)
-    rgb = read_png(image)
-    d = read_depth_file(depth, rgb.shape[:2], depth_png_scale) if depth else None
-    pred = model.predict(rgb, d, text, num_samples=samples, steps=steps, seed=seed)
+    rgb, d, K, instruction = observation(image, depth, episode, frame, depth_png_scale)
+    text = text if text is not None else instruction
+    if text is None:
+        raise ValueError("--text is needed (the instruction); an episode without instructions gives none")
+    pred = model.predict(rgb, d, text, K=K, num_samples=samples, steps=steps, seed=seed)
     traj = pred.traj[0]  # (samples, N, L + 1, 3)
-    save_npz(out, traj=traj, x=pred.x[0], instruction=np.array(text), image_hw=np.array(rgb.shape[:2]))
+    arrays = {"traj": traj, "x": pred.x[0], "instruction": np.array(text), "image_hw": np.array(rgb.shape[:2])}
+    if pred.xyz is not None:
+        arrays["xyz"] = pred.xyz[0]  # (samples, N, L + 1, 3) metres in the observation's camera
+    save_npz(out, **arrays)
     picture = out.with_suffix(".png")
     write_png(picture, draw_traces(rgb, traj[0], min_motion_px=1.0))
     return {"traces": str(out), "overlay": str(picture), "shape": list(traj.shape), "latency_ms": pred.latency_ms}
