@@ -40,6 +40,8 @@ def test_invalid_data_exits_non_zero_with_one_line(tmp_path):
     out = run("inspect", tmp_path / "ep")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and "rgb.mp4" in out.stderr
+    out = run("forge", tmp_path / "nothing", "--out", tmp_path / "o")  # a missing source, the same way
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "nothing: does not exist" in out.stderr
 
 
 def test_wrong_arguments_fail_before_work(tmp_path):

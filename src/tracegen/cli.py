@@ -121,7 +121,7 @@ def predict(
 
 @app.command("eval-traces")
 def eval_traces(
-    ckpt: Path = typer.Option(..., "--ckpt"),
+    ckpt: Path = typer.Option(..., "--ckpt", help="Checkpoint folder (a training run)."),
     data: list[Path] = typer.Option(..., "--data", help="Trace dataset(s) to score on."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the metrics here."),
     samples: int = typer.Option(1, "--samples", min=1, help="k samples per observation (best-of-k)."),
@@ -145,11 +145,11 @@ def eval_traces(
 
 @app.command("bench-latency")
 def bench_latency(
-    ckpt: Path = typer.Option(..., "--ckpt"),
-    json_out: Path | None = typer.Option(None, "--json"),
-    runs: int = typer.Option(30, "--runs", min=3),
-    steps: int | None = typer.Option(None, "--steps", min=1),
-    threads: int = typer.Option(2, "--threads", min=1),
+    ckpt: Path = typer.Option(..., "--ckpt", help="Checkpoint folder (a training run)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write median_ms, p90_ms and the settings here."),
+    runs: int = typer.Option(30, "--runs", min=3, help="Timed predictions (after 3 untimed warm-up calls)."),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="ODE steps per plan (default: the model's)."),
+    threads: int = typer.Option(2, "--threads", min=1, help="Torch CPU threads."),
 ) -> None:
     """Plan latency of one prediction (batch 1, encoders included, text embedding cached): median and p90 ms."""
     from tracegen.model.commands import dumps, run_bench_latency
@@ -186,13 +186,19 @@ def demo(
         cfg = make_config(name, out=str(out))
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
-    if dry_run:
-        check_config(cfg)
-        typer.echo(describe_plan(cfg, name))
-        return
-    if fresh:
-        clear_stages(out)
-    summary = run_demo(cfg, log=typer.echo)
+    try:
+        if dry_run:
+            check_config(cfg)
+            typer.echo(describe_plan(cfg, name))
+            return
+        if fresh:
+            clear_stages(out)
+        summary = run_demo(cfg, log=typer.echo)
+    except SystemExit as e:
+        if not isinstance(e.code, str):
+            raise
+        typer.echo(e.code, err=True)  # a refusal ("error: ..."): one line, exit 2 as every command's
+        raise typer.Exit(2) from None
     typer.echo("\n" + summary_table(summary))
     typer.echo(
         f"\nreport: {out / 'report.html'} (markdown: {out / 'report.md'}); "

@@ -32,6 +32,8 @@ def test_oracle_succeeds_on_three_simple_tasks_and_json_schema(tmp_path):
     assert {r["code"] for r in read_log(tmp_path / "b.episodes.jsonl")} == {code} and result["code"] == [code]
     assert result["provenance"]["code"] == code and result["provenance"]["packages"]["mujoco"]
     assert f"code {code}" in (tmp_path / "b.md").read_text()
+    assert result["avdc_published_these_tasks"] == 76.9  # AVDC's mean over these three tasks, not its 43.1
+    assert "| 76.9 (these tasks; all 11: 43.1) |" in (tmp_path / "b.md").read_text()
 
 
 def test_a_killed_run_resumes_without_double_counting(tmp_path):

@@ -7,6 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from tracegen.errors import DataError
 from tracegen.forge.cli import app, parse_episodes
 
 runner = CliRunner()
@@ -84,9 +85,10 @@ def test_wrong_arguments_fail_before_any_work(tmp_path, sim_dir, monkeypatch, ar
 
 
 def test_missing_source_and_episode_ranges(tmp_path):
-    result = runner.invoke(app, ["forge", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    with pytest.raises(DataError, match="nothing: does not exist"):  # (the command prints it in one line, exit 2)
+        runner.invoke(app, ["forge", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")], catch_exceptions=False)
     (tmp_path / "empty").mkdir()
-    result = runner.invoke(app, ["forge", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 2 and "no clips found" in flat(result.output) and not (tmp_path / "o").exists()
+    with pytest.raises(DataError, match="no clips found"):
+        runner.invoke(app, ["forge", str(tmp_path / "empty"), "--out", str(tmp_path / "o")], catch_exceptions=False)
+    assert not (tmp_path / "o").exists()
     assert parse_episodes("0,2,5-7") == (0, 2, 5, 6, 7) and parse_episodes(None) is None

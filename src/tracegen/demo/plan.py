@@ -98,8 +98,9 @@ def describe_plan(cfg: DemoConfig, scale: str) -> str:
         "train": f"pretrain {cfg.pretrain_steps} + warm-up {cfg.warmup_steps} + scratch {cfg.warmup_steps} steps, "
         f"batch {cfg.batch_size}, preset {cfg.preset}",
         "eval": f"{units['eval']} held-out episodes, static and nearest-neighbour baselines",
-        "closed_loop": f"{units['closed_loop']} episodes: {len(PLANNER_RUNS)} planners x "
-        f"{len(closed_loop_episodes(cfg))} ({loop}); clips of {len(cfg.target_tasks[: cfg.clips])} task(s)",
+        "closed_loop": f"{len(PLANNER_RUNS)} planners x {len(closed_loop_episodes(cfg))} episodes ({loop}), and "
+        f"{len(CLIP_PLANNERS)} clip(s) of each of {len(cfg.target_tasks[: cfg.clips])} task(s): "
+        f"{units['closed_loop']} episodes' work",
     }
     lines = [f"tracegen demo, scale {scale}, into {cfg.out}:"]
     lines += [f"  {k:12s}{what[k]}; {minutes(expected[k])}" for k in cfg.stages]

@@ -149,14 +149,14 @@ def build_config(
 
 
 def _discover(src: Path, cfg):
-    """The clips under ``src``; nothing usable there is a bad argument (exit 2), reported before any work."""
+    """The clips under ``src``; a missing ``src`` or nothing usable there is bad data (one line naming it, exit 2),
+    reported before any work."""
     from tracegen.errors import DataError
     from tracegen.forge.sources import discover
 
-    try:
-        return discover(src, cfg.source)
-    except DataError as e:
-        raise typer.BadParameter(str(e)) from None
+    if not src.exists():
+        raise DataError(src, "does not exist; give episodes, video file(s), frame folder(s) or a LeRobot dataset")
+    return discover(src, cfg.source)
 
 
 def check_ready(cfg, runner: Runner = Runner.local) -> None:
@@ -192,7 +192,6 @@ def check_ready(cfg, runner: Runner = Runner.local) -> None:
 def forge(
     src: Path = typer.Argument(
         ...,
-        exists=True,
         help="Episodes folder, video file(s), frame folder(s), LeRobot "
         "dataset, or an official TraceForge input folder.",
     ),
@@ -295,7 +294,7 @@ def forge_eval(
     workers: int = typer.Option(2, min=1, help="Processes of the throughput run."),
     smooth_frames: float = SMOOTH_OPTION,
     settings: list[str] | None = SET_OPTION,
-    weights: Path | None = typer.Option(None),
+    weights: Path | None = typer.Option(None, help="Folder with learned-model weights (else $TRACEGEN_WEIGHTS)."),
     progress: bool = typer.Option(True),
 ) -> None:
     """Run the pipeline on simulated episodes and compare every stage with the exact ground truth."""

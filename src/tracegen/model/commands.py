@@ -72,6 +72,7 @@ def run_predict(
     text = text if text is not None else instruction
     if text is None:
         raise ValueError("--text is needed (the instruction); an episode without instructions gives none")
+    model.embed_texts([text])  # load the sentence encoder and cache the instruction: latency_ms times the plan
     pred = model.predict(rgb, d, text, K=K, num_samples=samples, steps=steps, seed=seed)
     traj = pred.traj[0]  # (samples, N, L + 1, 3)
     arrays = {"traj": traj, "x": pred.x[0], "instruction": np.array(text), "image_hw": np.array(rgb.shape[:2])}
