@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from tracegen.errors import DataError
 from tracegen.io.convert import detect, trace_shards
-from tracegen.io.files import atomic_dir, describe_changes, load_json, parse_setting, save_json
+from tracegen.io.files import atomic_dir, describe_changes, load_json, parse_setting, recover_dir, save_json
 from tracegen.model.augment import color_jitter, shift_by_cells
 from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example
@@ -117,12 +117,12 @@ def load_examples(dirs: list[str], cfg: TraceGenConfig) -> tuple[list[Example], 
 
 
 def split_by_episode(examples: list[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Hold out whole episodes (never samples of a training episode) for validation."""
-    episodes = sorted({e.episode_id for e in examples})
+    """Hold out whole rollouts (never samples of a training rollout, through any camera) for validation."""
+    episodes = sorted({e.rollout for e in examples})  # a rollout filmed by several cameras goes to one side
     random.Random(seed).shuffle(episodes)
     n_val = int(round(val_fraction * len(episodes))) if len(episodes) > 1 else 0
     val_ids = set(episodes[:n_val])
-    return [e for e in examples if e.episode_id not in val_ids], [e for e in examples if e.episode_id in val_ids]
+    return [e for e in examples if e.rollout not in val_ids], [e for e in examples if e.rollout in val_ids]
 
 
 def make_batch(
@@ -143,7 +143,7 @@ def make_batch(
     batch["text_emb"] = model.embed_texts(texts)
     # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k; its
     # scene (retrieval_scene) is not jittered, so the model learns to compare scenes across changes of colour
-    batch = model.with_retrieved(batch, [e.episode_id for e in picks], top_k or model.cfg.retrieval_top_k, g)
+    batch = model.with_retrieved(batch, [e.rollout for e in picks], top_k or model.cfg.retrieval_top_k, g)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
     if shift_cells > 0:
@@ -179,16 +179,21 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 def save_state(
     run: Path, step: int, model: TraceGen, ema: TraceGen, opt: torch.optim.Optimizer, tcfg: TrainConfig, extra: dict
 ) -> None:
-    """Checkpoint atomically: EMA model for inference, and everything needed to resume exactly."""
+    """Checkpoint atomically: everything needed to resume exactly (raw and EMA weights, optimiser, step) in one
+    folder swapped in whole, then the EMA model for inference (a kill in between leaves that one a checkpoint
+    behind; a resume reads the folder)."""
     from safetensors.torch import save_file
 
-    ema.save_pretrained(run)
     save_json(run / "train_config.json", tcfg.to_dict())
     tensors, groups = flatten_optimizer(opt)
     with atomic_dir(run / "training_state") as tmp:
-        save_file({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        for name, weights in (("model", model), ("ema", ema)):
+            save_file(
+                {k: v.cpu().contiguous() for k, v in weights.state_dict().items()}, str(tmp / f"{name}.safetensors")
+            )
         save_file(tensors, str(tmp / "optimizer.safetensors"))
         save_json(tmp / "state.json", {"step": step, "param_groups": groups, **extra})
+    ema.save_pretrained(run)
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -203,7 +208,10 @@ def load_state(run: Path, model: TraceGen, ema: TraceGen, opt: torch.optim.Optim
     state_dir = run / "training_state"
     meta = load_json(state_dir / "state.json")
     model.load_state_dict(load_file(str(state_dir / "model.safetensors")))
-    ema.load_state_dict(TraceGen.from_pretrained(run, load_bank=False).state_dict())
+    if (state_dir / "ema.safetensors").exists():
+        ema.load_state_dict(load_file(str(state_dir / "ema.safetensors")))
+    else:  # a run checkpointed before the EMA weights were kept here
+        ema.load_state_dict(TraceGen.from_pretrained(run, load_bank=False).state_dict())
     flat = load_file(str(state_dir / "optimizer.safetensors"))
     per_param: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in flat.items():
@@ -268,6 +276,9 @@ def build_model(tcfg: TrainConfig) -> TraceGen:
         trainable = {k: v for k, v in tcfg.model.items() if k in LOSS_FIELDS}
         for k, v in trainable.items():
             setattr(model.cfg, k, v)
+        for layer in model.modules():  # the dropout layers were built with the checkpoint's rate
+            if isinstance(layer, torch.nn.Dropout):
+                layer.p = model.cfg.dropout
         return model.train()
     return TraceGen(preset(tcfg.preset, **tcfg.model)).train()
 
@@ -353,6 +364,7 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     torch.set_num_threads(max(1, tcfg.threads // world))
     torch.manual_seed(tcfg.seed)  # identical initial weights on every rank
     run = Path(tcfg.out)
+    recover_dir(run / "training_state")  # a kill between a checkpoint's two renames: the one before it
     if (run / "training_state" / "state.json").exists():  # before any work: a resume must keep the run's settings
         check_resume(run, tcfg)
     model = build_model(tcfg).to(device)
@@ -370,17 +382,17 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     examples, skipped = load_examples(tcfg.data, model.cfg)
     train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
     if tcfg.val_fraction > 0 and not val_set and rank == 0:
-        episodes = len({e.episode_id for e in examples})
+        episodes = len({e.rollout for e in examples})
         print(
             f"warning: val_fraction={tcfg.val_fraction} of {episodes} episode(s) holds none out: no validation loss; "
             "score the run on a held-out dataset (tracegen eval-traces --data OTHER) or with --split all",
             file=sys.stderr,
         )
     if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
-        if len({e.episode_id for e in train_set}) < 2:
+        if len({e.rollout for e in train_set}) < 2:
             raise ValueError(
-                f"retrieval=True trains on neighbours from other episodes; the training split of "
-                f"{tcfg.data} has {len({e.episode_id for e in train_set})} episode(s)"
+                f"retrieval=True trains on neighbours from other rollouts; the training split of "
+                f"{tcfg.data} has {len({e.rollout for e in train_set})} rollout(s)"
             )
         model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene)
     decay, no_decay = [], []
@@ -419,7 +431,10 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, tcfg)
         loss = net(batch, generator=g)
-        if not torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).float()
+        if world > 1:  # every rank stops together (one rank alone would leave the others waiting in backward)
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if not finite:
             raise FloatingPointError(f"non-finite loss at step {step} (samples {idx}); lower the learning rate")
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -6,7 +6,7 @@ import pytest
 
 from tracegen.errors import DataError
 from tracegen.io.episode import read_episode, read_episode_meta, write_episode
-from tracegen.io.files import atomic_dir, save_json
+from tracegen.io.files import atomic_dir, recover_dir, save_json
 from tracegen.io.video import read_video, write_video
 
 
@@ -73,6 +73,20 @@ def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
         (tmp / "episode.json").write_text("{}")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_keeps_a_whole_copy_through_a_replacement(tmp_path):
+    for content in ("one", "two"):
+        with atomic_dir(tmp_path / "state") as tmp:
+            (tmp / "step").write_text(content)
+    assert (tmp_path / "state" / "step").read_text() == "two" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "state"
+    ]
+    (tmp_path / "state").rename(tmp_path / ".old-state")  # killed between the two renames of the next replacement
+    recover_dir(tmp_path / "state")
+    assert (tmp_path / "state" / "step").read_text() == "two" and not (tmp_path / ".old-state").exists()
+    recover_dir(tmp_path / "state")  # nothing to do: path whole
+    assert (tmp_path / "state" / "step").read_text() == "two"
 
 
 def test_half_written_episode_is_not_accepted(tmp_path, episode):

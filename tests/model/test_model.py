@@ -1,5 +1,7 @@
 """TraceGen at tiny size: sampling, guidance, prediction shapes and units, checkpoints, the paper preset."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -45,6 +47,19 @@ def test_sampling_is_deterministic_under_a_seed(model):
     c = model.predict(rgb, depth, "open the drawer", seed=4).traj
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_many_sampling_steps_land_on_a_perfectly_predicted_target(model, monkeypatch):
+    """An x0 model that predicts the target exactly: every step count and sampler ends on it (with more steps than
+    1 / min_t, a clip of t in the sampler would leave noise behind)."""
+    rgb, depth = observation()
+    batch = model._prepare(rgb[None], depth[None], ["push the button"])
+    target = torch.linspace(-0.5, 0.5, 16 * 8 * 3).view(1, 16, 8, 3)
+    monkeypatch.setattr(model, "decode", lambda x_t, t, cond: target.expand_as(x_t))
+    for steps in (1, 4, 50, 100):
+        for sampler in ("euler", "heun"):
+            out = model.sample(batch, steps=steps, sampler=sampler, seed=0)[:, 0]
+            torch.testing.assert_close(out, target, atol=1e-5, rtol=0)
 
 
 def test_guidance_scale_one_is_the_conditional_model(model):
@@ -119,6 +134,27 @@ def test_bad_checkpoints_fail_clearly(model, tmp_path):
     config.write_text(config.read_text().replace('"grid": 6', '"grid": 4, "wings": 2'))
     with pytest.raises(DataError, match="unknown model config field"):
         TraceGen.from_pretrained(tmp_path / "ckpt2")
+    model.save_pretrained(tmp_path / "ckpt3")  # increments normalised otherwise: its traces would come out scaled
+    config = tmp_path / "ckpt3" / "config.json"
+    meta = json.loads(config.read_text())
+    meta["normalization"]["delta_scale_u_v_z"] = [0.1, 0.1, 0.1]
+    config.write_text(json.dumps(meta))
+    with pytest.raises(DataError, match="normalised by"):
+        TraceGen.from_pretrained(tmp_path / "ckpt3")
+    del meta["model"]["prediction"], meta["normalization"]  # saved before x0 prediction: a velocity model
+    config.write_text(json.dumps(meta))
+    assert TraceGen.from_pretrained(tmp_path / "ckpt3").cfg.prediction == "velocity"
+
+
+def test_non_finite_depth_is_no_measurement_not_a_nan_trace(model):
+    rgb, depth = observation()
+    holes = depth.copy()
+    holes[5:9, 10:20] = np.nan  # a sensor's missing depth
+    holes[0, 0] = np.inf
+    with_holes = model.predict(rgb, holes, "open the drawer", seed=1).traj
+    zeroed = model.predict(rgb, np.where(np.isfinite(holes), holes, 0), "open the drawer", seed=1).traj
+    assert np.isfinite(with_holes[..., :2]).all()  # (z is NaN where the start has no depth, as for a 0)
+    np.testing.assert_array_equal(with_holes, zeroed)
 
 
 def test_paper_preset_shape_builds_and_trains_at_tiny_size():

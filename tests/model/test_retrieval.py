@@ -1,6 +1,7 @@
 """Retrieval: the bank's search, and TraceGen conditioned on the nearest training trace (retrieval=True)."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -108,7 +109,7 @@ def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(data
     idx = list(range(len(train_set)))
     batch = make_batch(model, train_set, idx, torch.Generator().manual_seed(0), top_k=2)
     picked = (batch["retrieved"][:, 0, 0, 0] * 100).round().long().tolist()
-    assert all(train_set[j].episode_id != train_set[i].episode_id for i, j in zip(idx, picked, strict=True))
+    assert all(train_set[j].rollout != train_set[i].rollout for i, j in zip(idx, picked, strict=True))
     # a warm-up's bank is its own data, not its init's
     warm = tmp_path / "warm"
     train(tiny(dataset, warm, 2, init=str(run), val_fraction=0.5))
@@ -118,7 +119,7 @@ def test_training_with_retrieval_builds_the_bank_from_the_training_episodes(data
     assert json.loads((run / "config.json").read_text())["model"]["retrieval"] is True
     with pytest.raises(ValueError, match="shift_cells=0 with retrieval"):
         train(tiny(dataset, tmp_path / "shifted", 2, shift_cells=1, model={"retrieval": True}))
-    with pytest.raises(ValueError, match="has 1 episode"):
+    with pytest.raises(ValueError, match="has 1 rollout"):
         train(tiny(dataset, tmp_path / "one", 2, val_fraction=0.75, model={"retrieval": True}))
 
 
@@ -163,3 +164,21 @@ def test_with_the_retrieved_scene_the_decoder_sees_the_neighbours_observation(da
         RetrievalBank(model.bank.keys, model.bank.traces, None, model.bank.rgb)
     with pytest.raises(ValueError, match="it needs retrieval=True"):
         preset("tiny", retrieval_scene=True)
+
+
+def test_one_rollout_filmed_by_two_cameras_is_one_rollout_for_splits_and_retrieval():
+    from tracegen.model.data import rollout_id
+
+    meta = {"episode_id": "metaworld_door-open_sawyer_corner2_s001000", "camera": "corner2"}
+    other = {"episode_id": "metaworld_door-open_sawyer_corner3_s001000", "camera": "corner3"}
+    assert rollout_id(meta) == rollout_id(other) == "metaworld_door-open_sawyer_s001000"
+    assert rollout_id({"episode_id": "clip_7"}) == "clip_7" and rollout_id({"rollout_id": "r", **meta}) == "r"
+    films = [  # 8 rollouts x 2 cameras (the split reads only .rollout)
+        SimpleNamespace(
+            rollout=rollout_id({"episode_id": f"metaworld_door-open_sawyer_{camera}_s{seed:06d}", "camera": camera})
+        )
+        for seed in range(8)
+        for camera in ("corner", "corner2")
+    ]
+    train_set, val_set = split_by_episode(films, 0.25, 0)
+    assert len(val_set) == 4 and not {e.rollout for e in val_set} & {e.rollout for e in train_set}

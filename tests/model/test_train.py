@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from synthetic import tiny_train_config as tiny
 from tracegen.errors import DataError
-from tracegen.train import TrainConfig, parse_overrides, train
+from tracegen.train import TrainConfig, build_model, parse_overrides, train
 
 
 def losses(run):
@@ -41,6 +42,10 @@ def test_warm_up_from_a_pretrained_checkpoint(dataset, tmp_path):
     assert result["steps"] == 3 and (tmp_path / "warm" / "model.safetensors").exists()
     model = json.loads((tmp_path / "warm" / "config.json").read_text())["model"]
     assert model["moving_weight"] == 2.0 and model["dim"] == 32  # loss settings apply; the shape is the checkpoint's
+    assert (tmp_path / "warm" / "training_state" / "ema.safetensors").exists()  # a resume reads the EMA from there
+    dropped = build_model(tiny(dataset, tmp_path / "w2", 1, init=str(tmp_path / "pre"), model={"dropout": 0.3}))
+    rates = {m.p for m in dropped.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.3}  # the layers themselves, not only the saved config
 
 
 def test_overrides_reach_train_and_model_settings():

@@ -44,19 +44,38 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; it becomes ``path`` (replacing an old one) only on success."""
+    """Yield a temporary directory beside ``path``; it becomes ``path`` (replacing an old one) only on success.
+
+    The old one is renamed aside (``.old-<name>``) before the new one takes its place and deleted after: a kill in
+    between leaves that copy, which :func:`recover_dir` puts back, so there is always a whole ``path`` to go back to.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    old = path.with_name(f".old-{path.name}")
     try:
         yield tmp
         os.chmod(tmp, _umask_mode(0o777))
+        if old.exists():  # left by a kill after a successful swap: path is whole
+            _remove_tree(old)
         if path.exists():
-            _remove_tree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
+        if old.exists():
+            _remove_tree(old)
     finally:
         if tmp.exists():
             _remove_tree(tmp)
+
+
+def recover_dir(path: str | Path) -> None:
+    """Put back the copy :func:`atomic_dir` renamed aside, if a kill came between its two renames (``path`` is
+    missing, ``.old-<name>`` is there)."""
+    path = Path(path)
+    old = path.with_name(f".old-{path.name}")
+    if not path.exists() and old.exists():
+        with contextlib.suppress(FileNotFoundError):  # another process (a DDP rank) put it back first
+            os.replace(old, path)
 
 
 def _remove_tree(path: Path) -> None:

@@ -43,7 +43,7 @@ class TraceGenConfig:
     # --- flow matching ---
     cond_dropout: float = 0.1  # probability of training with the null condition (enables guidance)
     depth_dropout: float = 0.1  # probability of hiding depth during training (teaches the no-depth token)
-    prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs; the loss is on the velocity either way
+    prediction: Literal["x0", "velocity"] = "x0"  # what the decoder outputs (the loss: loss_space)
     loss_space: Literal["velocity", "x0"] = "x0"  # x0-prediction: measure the loss on velocities or on x0
     path_loss: float = 0.0  # x0-prediction: weight of an extra loss on the path (running sum of the increments)
     loss_norm: Literal["squared", "distance"] = "squared"  # x0 loss in x0 space: squared error of the increments

@@ -33,6 +33,21 @@ class Example:
     episode_id: str
     K: np.ndarray | None = None  # (3, 3) intrinsics of the original image (for 3D metrics)
     z_valid: bool = True  # the trace's z is metric depth (False for 2D-only traces)
+    rollout: str = ""  # the rollout it comes from, whichever camera filmed it (rollout_id): splits and exclusions
+
+    def __post_init__(self) -> None:
+        self.rollout = self.rollout or self.episode_id
+
+
+def rollout_id(meta: dict) -> str:
+    """The rollout a sample comes from, whichever camera filmed it: ``meta["rollout_id"]`` when given, else its
+    episode id less its camera (the recorder films one rollout with several cameras and names each film
+    ``..._{camera}_s{seed}``). Train/validation splits and retrieval's own-episode exclusion go by it, so that a
+    held-out rollout is not trained on, nor retrieved, through another camera's film of it."""
+    if meta.get("rollout_id"):
+        return str(meta["rollout_id"])
+    episode, camera = str(meta.get("episode_id", "")), meta.get("camera")
+    return episode.replace(f"_{camera}_", "_", 1) if camera else episode
 
 
 def resize_observation(rgb: np.ndarray, depth: np.ndarray | None, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +80,7 @@ def make_example(sample: TraceSample, cfg: TraceGenConfig) -> Example:
         str(sample.meta.get("episode_id", "")),
         sample.K,
         sample.has_depth,
+        rollout_id(sample.meta),
     )
 
 

@@ -158,6 +158,7 @@ class HFVisionEncoder(nn.Module):
         width = getattr(config, "hidden_size", None) or config.vision_config.hidden_size
         self.conv = ObservationEncoder(cfg, rgb_point_channels=width)  # reuses the depth branch and the fusion
         self.conv.rgb_proj = nn.Linear(width, cfg.dim)
+        del self.conv.rgb  # the backbone replaces its RGB branch (parameters without gradients would stall DDP)
 
     def forward(self, rgb: torch.Tensor, depth: torch.Tensor, has_depth: torch.Tensor):
         with torch.no_grad():

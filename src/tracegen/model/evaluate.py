@@ -87,8 +87,9 @@ def evaluate(
         chunk = list(range(start, min(start + batch_size, len(test))))
         batch = collate([test[i] for i in chunk], [texts[i] for i in chunk])
         batch["text_emb"] = torch.from_numpy(test_text[chunk])
-        x = model.sample(batch, num_samples=k, steps=steps, seed=seed + start).cpu().numpy()  # (B, k, N, L, 3)
-        neighbours = bank.retrieve(retrieval_keys(batch["rgb"], batch["text_emb"])).numpy()  # (B, N, L, 3)
+        own = [test[i].rollout for i in chunk]  # a retrieval model never retrieves the very rollout it is scored on
+        x = model.sample(batch, num_samples=k, steps=steps, seed=seed + start, exclude=own).cpu().numpy()  # (B,k,N,L,3)
+        neighbours = bank.retrieve(retrieval_keys(batch["rgb"], batch["text_emb"]), exclude=own).numpy()  # (B,N,L,3)
         for j, i in enumerate(chunk):
             scores = [displacement_metrics(x[j, s], test[i]) for s in range(k)]
             pred_rows.append(scores[0])

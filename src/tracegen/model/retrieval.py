@@ -7,8 +7,9 @@ embedding, :func:`retrieval_keys`); the bank holds every training triplet's key 
 - A model with ``retrieval=True`` is conditioned on them too: the decoder sees the retrieved increments in every
   trace token and predicts a correction to them (``TraceDiT``). Its bank is saved beside the weights
   (``retrieval.safetensors``) and rebuilt from the data of every training or warm-up run. In training, the neighbour
-  of a triplet comes from *another* episode (as at test time, where the query's episode was never seen), drawn among
-  the ``retrieval_top_k`` nearest.
+  of a triplet comes from *another* rollout (as at test time, where the query's rollout was never seen, by any
+  camera; :func:`tracegen.model.data.rollout_id`), drawn among the ``retrieval_top_k`` nearest. Evaluation leaves
+  each test triplet's own rollout out of the search too, should the bank hold it.
 - With ``retrieval_scene=True`` the bank also keeps every triplet's observation (RGB uint8, depth float16, at the
   model's image size), and the decoder sees the neighbour's scene beside the current one: what differs between the
   two (where the objects are now) is what its correction has to account for.
@@ -49,7 +50,7 @@ class RetrievalBank:
 
     keys: torch.Tensor  # (R, 3 * 16 * 16 + D) float32
     traces: torch.Tensor  # (R, N, L, 3) float16 normalised increments, zero where masked
-    episodes: list[str] | None = None  # (R,) episode ids, to keep a triplet's own episode out in training
+    episodes: list[str] | None = None  # (R,) rollout ids (Example.rollout), to keep a query's own rollout out
     rgb: torch.Tensor | None = None  # (R, 3, S, S) uint8 observations (retrieval_scene), or None
     depth: torch.Tensor | None = None  # (R, 1, S, S) float16 metres, zeros where there is none (retrieval_scene)
     has_depth: torch.Tensor | None = None  # (R,) bool (retrieval_scene)
@@ -103,7 +104,7 @@ class RetrievalBank:
             if scenes
             else ()
         )
-        return cls(torch.cat(keys), traces, [e.episode_id for e in examples], *observations)
+        return cls(torch.cat(keys), traces, [e.rollout for e in examples], *observations)
 
     def __len__(self) -> int:
         return len(self.keys)

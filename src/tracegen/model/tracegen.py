@@ -32,7 +32,9 @@ from tracegen.model.retrieval import BANK, SCENE_FIELDS, THUMBNAIL_KEY, Retrieva
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
-OLD_DEFAULTS = {"point_features": 0}  # a field that older checkpoints were saved without and whose default changed
+# fields that older checkpoints were saved without, and what those checkpoints were: point features came later,
+# and before x0 prediction the decoder predicted the velocity
+OLD_DEFAULTS = {"point_features": 0, "prediction": "velocity"}
 
 
 @dataclass
@@ -196,22 +198,28 @@ class TraceGen(nn.Module):
             return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points, cond.retrieved, cond.retrieved_points)
         return self.decoder(x_t, t, cond.tokens, cond.pooled, cond.points)
 
-    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition) -> torch.Tensor:
-        """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``, given the condition."""
-        return self.to_velocity(self.decode(x_t, t, cond), x_t, t)
+    def velocity(self, x_t: torch.Tensor, t: torch.Tensor, cond: Condition, min_t: float | None = None) -> torch.Tensor:
+        """The flow velocity at ``x_t (B, N, L, 3)``, times ``t (B,)``, given the condition (``min_t``: see
+        :meth:`to_velocity`)."""
+        return self.to_velocity(self.decode(x_t, t, cond), x_t, t, min_t)
 
-    def to_velocity(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def to_velocity(
+        self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, min_t: float | None = None
+    ) -> torch.Tensor:
         """The decoder's output ``out (B, N, L, 3)`` as a velocity.
 
         With ``prediction="x0"`` the decoder outputs the clean increments and the velocity is ``(x_t - x0_hat) / t``
-        (t clipped at ``min_t``). A token packs p*p*L*3 numbers (1536 by default) into ``dim`` (128) channels, so
+        (t clipped at ``min_t``, by default the config's: in training, where t can come near 0; the sampler passes
+        0, since its steps stop short of t = 0, and a clip there would leave noise behind with more than
+        1 / min_t steps). A token packs p*p*L*3 numbers (1536 by default) into ``dim`` (128) channels, so
         the decoder cannot pass noise through to its output, which predicting the velocity (``eps - x0``) needs;
         the clean increments are low-dimensional and fit (as in "Back to Basics: Let Denoising Generative Models
         Denoise", Li and He, 2025).
         """
         if self.cfg.prediction == "velocity":
             return out
-        return (x_t - out) / t.clamp_min(self.cfg.min_t).view(-1, 1, 1, 1)
+        floor = self.cfg.min_t if min_t is None else min_t
+        return (x_t - out) / t.clamp_min(max(floor, 1e-12)).view(-1, 1, 1, 1)
 
     def forward(self, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
         """The training loss (so that DistributedDataParallel can wrap the model)."""
@@ -228,8 +236,11 @@ class TraceGen(nn.Module):
         guidance: float | None = None,
         sampler: str | None = None,
         seed: int = 0,
+        exclude: list[str] | None = None,
     ) -> torch.Tensor:
-        """Normalised increments ``(B, num_samples, N, L, 3)`` for a prepared batch (``rgb``, ``depth``, ...)."""
+        """Normalised increments ``(B, num_samples, N, L, 3)`` for a prepared batch (``rgb``, ``depth``, ...).
+        ``exclude``: each observation's rollout, left out of a retrieval model's search (evaluation on samples its
+        bank may hold)."""
         cfg = self.cfg
         steps, guidance, sampler = (
             steps or cfg.sample_steps,
@@ -238,14 +249,14 @@ class TraceGen(nn.Module):
         )
         B = len(batch["rgb"])
         if not self.has_retrieved(batch):
-            batch = self.with_retrieved(batch)
+            batch = self.with_retrieved(batch, exclude)
         rep = {k: v.to(self.device).repeat_interleave(num_samples, 0) for k, v in batch.items() if torch.is_tensor(v)}
         cond = self.condition(rep)
         if guidance != 1.0:
             null = self.condition(rep, torch.zeros(len(cond.pooled), dtype=torch.bool, device=cond.pooled.device))
 
-        def velocity(x, t, conditional):
-            return self.velocity(x, t, cond if conditional else null)
+        def velocity(x, t, conditional):  # the sampler never asks at t = 0: t unclipped (training clips it)
+            return self.velocity(x, t, cond if conditional else null, min_t=0.0)
 
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn((B * num_samples, cfg.num_points, cfg.horizon, 3), generator=g).to(self.device)
@@ -279,6 +290,8 @@ class TraceGen(nn.Module):
         single = rgb.ndim == 3
         rgbs = rgb[None] if single else rgb
         depths = None if depth is None else (np.asarray(depth)[None] if single else np.asarray(depth))
+        if depths is not None:  # a sensor's NaN or inf is no measurement (0), not a number to propagate everywhere
+            depths = np.where(np.isfinite(depths), depths, 0.0).astype(np.float32)
         texts = [instruction] * len(rgbs) if isinstance(instruction, str) else list(instruction)
         if len(texts) != len(rgbs) or (depths is not None and depths.shape[:3] != rgbs.shape[:3]):
             raise ValueError(
@@ -353,6 +366,13 @@ class TraceGen(nn.Module):
             cfg = TraceGenConfig.from_dict({**OLD_DEFAULTS, **meta["model"]})
         except (KeyError, TypeError, ValueError) as e:
             raise DataError(path / CONFIG, f"model config does not match this tracegen: {e}") from None
+        scale = meta.get("normalization", {}).get("delta_scale_u_v_z")
+        if scale is not None and not np.allclose(scale, DELTA_SCALE):
+            raise DataError(
+                path / CONFIG,
+                f"trained with increments normalised by {scale}, this tracegen uses {DELTA_SCALE.tolist()}: its "
+                "traces would come out scaled; use the tracegen version that saved it",
+            )
         model = cls(cfg)
         if not (path / WEIGHTS).is_file():
             raise DataError(path / WEIGHTS, "file not found")
