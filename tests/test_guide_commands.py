@@ -147,7 +147,9 @@ def test_sim_corpus_from_a_file(tmp_path):
         "episodes = 1\nseed = 0\n"
     )
     tracegen(f"sim corpus {tmp_path / 'corpus.toml'} --out {tmp_path / 'corpus'} --no-progress")
-    (row,) = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
+    summary = json.loads((tmp_path / "corpus" / "corpus_summary.json").read_text())
+    (row,) = summary["groups"]
+    assert summary["provenance"]["packages"]["mujoco"]  # the code that recorded it
     assert row["written"] == 1 and row["error"] is None
     # the same entries with another embodiment (a cross-embodiment warm-up set); an unknown one is refused
     tracegen(f"sim corpus {tmp_path / 'corpus.toml'} --out {tmp_path / 'hand'} --embodiment hand --no-progress")

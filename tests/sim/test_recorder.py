@@ -194,3 +194,13 @@ def test_a_resumed_group_does_not_simulate_failed_seeds_again(tmp_path, monkeypa
     assert record_group(entry, out, replace(cfg, max_steps=3)).attempts == 2
     kept = record_group(entry, out, replace(cfg, keep_failures=True))  # keeping failures tries them anew
     assert kept.attempts == 1 and kept.written == 1
+
+
+def test_a_corpus_recorded_with_other_settings_is_not_added_to(tmp_path):
+    from tracegen.sim.recorder import RecordConfig, build_corpus
+
+    (tmp_path / "corpus.json").write_text(json.dumps({"record": {"height": 224, "width": 224}, "entry": []}))
+    with pytest.raises(ValueError, match="other settings \\(height: 224 -> 64, width: 224 -> 64\\)"):
+        build_corpus([], tmp_path, RecordConfig(height=64, width=64), progress=False)
+    assert json.loads((tmp_path / "corpus.json").read_text())["record"] == {"height": 224, "width": 224}  # untouched
+    build_corpus([], tmp_path, RecordConfig(height=224, width=224), progress=False)  # the same settings: resumes

@@ -108,6 +108,7 @@ def corpus(
         RecordConfig,
         build_corpus,
         check_entries,
+        check_same_recording,
         expand_entries,
         load_corpus_config,
         summary_table,
@@ -129,9 +130,13 @@ def corpus(
             check_entries(entries)
         except ValueError as e:
             _fail(f"--embodiment {embodiment}: {e}")
+    try:
+        check_same_recording(out / "corpus.json", cfg)  # before any work: a corpus made otherwise is not added to
+    except ValueError as e:
+        _fail(str(e))
     results = build_corpus(entries, out, cfg, workers=workers, progress=progress)
     typer.echo(summary_table(results))
-    summary = [
+    groups = [
         dict(
             task=r.entry.task,
             suite=r.entry.suite,
@@ -148,9 +153,8 @@ def corpus(
         )
         for r in results
     ]
-    save_json(
-        out / "corpus_summary.json", summary | {"provenance": provenance()}
-    )  # atomic: a new file, never a rewrite of a linked one
+    summary = {"groups": groups, "provenance": provenance()}
+    save_json(out / "corpus_summary.json", summary)  # atomic: a new file, never a rewrite of a linked one
     if any(r.error for r in results):
         raise typer.Exit(1)
 

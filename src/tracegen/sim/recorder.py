@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tracegen.io.episode import Episode, is_episode, write_episode
-from tracegen.io.files import save_json
+from tracegen.io.files import describe_changes, load_json, save_json
 from tracegen.provenance import package_version
 from tracegen.sim.cameras import CameraSpec
 from tracegen.sim.env import STATE_NAMES, SimEnv, make_env
@@ -243,6 +243,21 @@ def record_group(
     return result
 
 
+def check_same_recording(corpus_file: Path, cfg: RecordConfig) -> None:
+    """Refuse to add to a corpus recorded with other settings (image size, grid, step limit, ...): its finished
+    episodes would be kept beside new ones made otherwise. A setting the file predates counts as its default."""
+    if not corpus_file.is_file():
+        return
+    saved = load_json(corpus_file).get("record", {})
+    before = json.loads(json.dumps({**asdict(RecordConfig()), **saved}))
+    changes = describe_changes(before, json.loads(json.dumps(asdict(cfg))))
+    if changes:
+        raise ValueError(
+            f"{corpus_file}: this corpus was recorded with other settings ({changes}); record into another --out, "
+            "or use the settings it was recorded with"
+        )
+
+
 def failure_record(cfg: RecordConfig) -> dict:
     """What a failure marker holds: the recording config and the versions of the code that ran the rollout."""
     versions = {p: package_version(p) for p in ("tracegen", "mujoco", "metaworld", "robosuite")}
@@ -386,6 +401,7 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".tmp-*"):  # left by a killed writer; never a readable episode
         shutil.rmtree(stale, ignore_errors=True)
+    check_same_recording(out / "corpus.json", cfg)
     save_json(out / "corpus.json", {"record": asdict(cfg), "entry": [asdict(e) for e in entries]})
     jobs = [(e, str(out), cfg) for e in entries]
     from tqdm.auto import tqdm
