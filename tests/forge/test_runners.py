@@ -112,6 +112,26 @@ def test_bad_episodes_fail_with_reasons_and_the_others_go_on(tmp_path):
     assert again["episodes_processed"] == 0 and again["episodes_failed"] == 6  # failures are remembered
 
 
+def test_a_crash_is_not_bad_data_and_a_rerun_tries_it_again(tmp_path, episodes, monkeypatch):
+    from tracegen.forge import pipeline
+
+    items = discover(episodes)
+    real = pipeline.Pipeline.run
+
+    def crash_once(self, item):  # a bug, or a full disk, in one episode
+        if item.name == items[0].name:
+            raise OSError("No space left on device")
+        return real(self, item)
+
+    monkeypatch.setattr(pipeline.Pipeline, "run", crash_once)
+    summary = run(items, ForgeConfig(), tmp_path / "out", progress=False)
+    assert summary["episodes_errored"] == 1 and summary["episodes_out"] == len(items) - 1
+    assert "unexpected OSError" in summary["failures"][0]["reason"]
+    monkeypatch.setattr(pipeline.Pipeline, "run", real)
+    again = run(items, ForgeConfig(), tmp_path / "out", progress=False)  # no --retry-failed needed
+    assert again["episodes_processed"] == 1 and again["episodes_out"] == len(items) and again["episodes_errored"] == 0
+
+
 def test_two_workers_and_ray_give_byte_identical_files(tmp_path, episodes):
     items = discover(episodes)
     run(items, ForgeConfig(), tmp_path / "one", workers=1, progress=False)

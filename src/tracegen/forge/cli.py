@@ -272,6 +272,13 @@ def forge(
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "failures"}, indent=1))
     for failure in summary["failures"]:
         typer.echo(f"failed: {failure['name']}: {failure['reason']}", err=True)
+    if summary["episodes_errored"]:  # a crash is not a result: the run did not finish its work
+        typer.echo(
+            f"error: {summary['episodes_errored']} episode(s) crashed (tracebacks in {out}/forge/episodes); "
+            "run the command again to retry them",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 @app.command("forge-eval")

@@ -145,7 +145,9 @@ def read_marker(out: str | Path, name: str) -> dict[str, Any] | None:
 
 
 def process_item(pipeline: Pipeline, item: SourceItem, out: str | Path) -> dict[str, Any]:
-    """Run one episode and commit its result (shard, then marker). Never raises for a bad episode."""
+    """Run one episode and commit its result (shard, then marker). Never raises for a bad episode: its marker says
+    ``failed`` (the data gives no trace: skipped by a rerun unless ``--retry-failed``) or ``error`` (an unexpected
+    exception, traceback kept: a rerun tries it again)."""
     start = time.perf_counter()
     record: dict[str, Any] = {"name": item.name, "source": item.path, "kind": item.kind}
     clip = None
@@ -161,8 +163,8 @@ def process_item(pipeline: Pipeline, item: SourceItem, out: str | Path) -> dict[
     except ClipError as e:
         record.update(status="failed", reason=str(e), samples=0)
     except Exception as e:  # noqa: BLE001 -- a bug must not stop the other episodes; the traceback is kept
-        record.update(
-            status="failed",
+        record.update(  # not bad data but a crash (a bug, a full disk): a rerun tries it again
+            status="error",
             reason=f"unexpected {type(e).__name__}: {e}",
             samples=0,
             traceback=traceback.format_exc(limit=6),

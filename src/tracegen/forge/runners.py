@@ -49,7 +49,7 @@ def run(
     done, todo = {}, []
     for item in items:
         record = read_marker(out, item.name)
-        if record is not None and (record["status"] == "ok" or not retry_failed):
+        if record is not None and (record["status"] == "ok" or (record["status"] == "failed" and not retry_failed)):
             done[item.name] = record
         else:
             todo.append(item)
@@ -219,6 +219,7 @@ def summarise(
         "episodes_in": len(items),
         "episodes_out": len(ok),
         "episodes_failed": len(failed),
+        "episodes_errored": sum(r["status"] == "error" for r in failed),  # crashes, not bad data: retried on a rerun
         "episodes_skipped": len(done),
         "episodes_processed": len(new),
         "windows_kept": sum(r.get("samples", 0) for r in ok),
