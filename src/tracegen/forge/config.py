@@ -130,6 +130,12 @@ class ForgeConfig:
         check_choice("camera", self.camera.kind, CAMERAS)
         check_choice("depth", self.depth.kind, DEPTHS)
         check_choice("tracker", self.tracker.kind, TRACKERS)
+        if self.camera.kind == "colmap" and self.depth.kind in ("vggt", "da3", "moge"):
+            raise ValueError(
+                f"camera=colmap with depth={self.depth.kind}: SfM's poses are put in metres by the depth that exists "
+                "when the camera stage runs, before a learned depth does; use colmap with sensor depth (depth=sensor "
+                f"or auto), or camera={self.depth.kind} with its own depth"
+            )
         if self.source.stride < 0 or self.source.max_frames < 2 or self.source.max_size < 16:
             raise ValueError("stride must be >= 0, max_frames >= 2 and max_size >= 16")
         if self.window.query_every < 1 or self.window.window < 2:

@@ -198,6 +198,13 @@ class LearnedCamera:
 
     def process(self, clip: Clip) -> Clip:
         depth, K, w2c = self.geometry.predict(clip)
+        if w2c is not None and clip.depth is not None:  # sensor depth: the poses to its metric scale, as the depth
+            from tracegen.forge.depth import median_ratio_scale  # (a learned depth stage then leaves them)
+
+            scale = median_ratio_scale(depth, clip.depth)
+            w2c = w2c.copy()
+            w2c[:, :3, 3] *= scale
+            clip.info["camera_scale"] = round(scale, 6)
         clip.K = K
         clip.w2c = w2c if w2c is not None else np.repeat(np.eye(4)[None], clip.num_frames, 0)
         clip.camera_static = w2c is None
@@ -227,7 +234,8 @@ class LearnedDepth:
         if clip.depth is not None and self.cfg.rescale_to_sensor:
             s = median_ratio_scale(predicted, clip.depth)
             predicted = predicted * s
-            if clip.w2c is not None and clip.info.get("camera") == self.geometry.key:
+            same_model = clip.info.get("camera") == self.geometry.key and "camera_scale" not in clip.info
+            if clip.w2c is not None and same_model:
                 clip.w2c = clip.w2c.copy()
                 clip.w2c[:, :3, 3] *= s  # the same model's poses share its depth scale
             clip.info["depth_scale"] = round(s, 6)
