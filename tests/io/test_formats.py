@@ -76,6 +76,25 @@ def test_official_round_trip(tmp_path, samples):
     assert_same_samples(samples, official.read_official_episode(tmp_path / "ep"))
 
 
+def test_a_writers_work_in_progress_is_never_read(tmp_path, samples):
+    import shutil
+
+    official.write_official_episode(tmp_path / "off", "ep", samples[:2])
+    shutil.copytree(tmp_path / "off" / "ep", tmp_path / "off" / ".tmp-ep.k3x9")  # a killed export's folder
+    assert [p.name for p in official.official_episode_dirs(tmp_path / "off")] == ["ep"]
+    write_episode(tmp_path / "eps" / "a", synthetic_episode())
+    shutil.copytree(tmp_path / "eps" / "a", tmp_path / "eps" / ".old-a")  # a replaced copy left by a kill
+    assert [p.name for p in convert.episode_dirs(tmp_path / "eps")] == ["a"]
+    tapvid3d.write_tapvid3d(tmp_path / "tap" / "s.npz", samples[0])
+    (tmp_path / "tap" / ".tmp-s.npz").write_bytes(b"PK\x03\x04 cut short")  # a killed export's file, sorted first
+    assert tapvid3d.tapvid3d_files(tmp_path / "tap") == [tmp_path / "tap" / "s.npz"]
+    assert convert.detect(tmp_path / "tap") == "tapvid3d"
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.npz").write_bytes(b"PK\x03\x04 cut short")  # corrupt: one clear line, not a traceback
+    with pytest.raises(DataError, match="unrecognised layout"):
+        convert.detect(tmp_path / "bad")
+
+
 def test_official_two_dimensional_sample(tmp_path, samples):
     s = samples[0]
     flat = trace_dataset.TraceSample(

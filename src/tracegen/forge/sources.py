@@ -35,7 +35,7 @@ from tracegen.forge.config import SourceConfig
 from tracegen.geometry import resize_intrinsics
 from tracegen.io import lerobot
 from tracegen.io.episode import GroundTruthTracks, is_episode, read_episode
-from tracegen.io.files import load_npz
+from tracegen.io.files import entries, load_npz
 from tracegen.io.video import read_video
 
 VIDEO_EXTS = (".mp4", ".webm", ".mov", ".mkv", ".avi")
@@ -65,7 +65,7 @@ def discover(src: str | Path, cfg: SourceConfig = SourceConfig()) -> list[Source
         return _lerobot_items(src, cfg)
     if is_episode(src):
         return [SourceItem(safe_name(src.name), "episode", str(src))]
-    if src.is_dir() and (episodes := sorted(p for p in src.iterdir() if is_episode(p))):
+    if src.is_dir() and (episodes := [p for p in entries(src) if is_episode(p)]):
         return [SourceItem(safe_name(p.name), "episode", str(p)) for p in episodes]
     clips = _clips(src, cfg.scan_depth)
     if not clips:
@@ -104,7 +104,7 @@ def _clips(src: Path, scan_depth: int) -> list[tuple[Path, str]]:
     if scan_depth <= 0 or not src.is_dir():
         return []
     out = []
-    for child in sorted(src.iterdir(), key=lambda p: natural_key(p.name)):
+    for child in sorted(entries(src), key=lambda p: natural_key(p.name)):
         if child.name.startswith("."):
             continue
         if scan_depth == 1 and _is_clip(child):

@@ -12,6 +12,7 @@ from tracegen.errors import DataError
 from tracegen.forge.windows import WindowConfig, gt_samples
 from tracegen.io import lerobot, official, tapvid3d, trace_dataset
 from tracegen.io.episode import is_episode, read_episode, write_episode
+from tracegen.io.files import entries
 from tracegen.io.trace_dataset import TraceSample
 
 KINDS = ("traces", "episodes", "official", "lerobot", "tapvid3d")
@@ -23,7 +24,7 @@ def episode_dirs(path: str | Path) -> list[Path]:
     path = Path(path)
     if is_episode(path):
         return [path]
-    return sorted(p for p in path.iterdir() if is_episode(p)) if path.is_dir() else []
+    return [p for p in entries(path) if is_episode(p)] if path.is_dir() else []
 
 
 def detect(path: str | Path) -> str:

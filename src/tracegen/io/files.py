@@ -68,6 +68,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             _remove_tree(tmp)
 
 
+def entries(folder: Path, pattern: str = "*") -> list[Path]:
+    """What ``folder`` holds (matching ``pattern``), sorted, less hidden names: ``.tmp-*`` and ``.old-*`` are a
+    writer's work in progress or its previous copy (:func:`atomic_dir`, :func:`atomic_path`), never data to read."""
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
+
+
 def recover_dir(path: str | Path) -> None:
     """Put back the copy :func:`atomic_dir` renamed aside, if a kill came between its two renames (``path`` is
     missing, ``.old-<name>`` is there)."""

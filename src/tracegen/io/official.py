@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from tracegen.errors import DataError, check
-from tracegen.io.files import atomic_dir, atomic_path, load_json, load_npz, save_json, save_npz
+from tracegen.io.files import atomic_dir, atomic_path, entries, load_json, load_npz, save_json, save_npz
 from tracegen.io.trace_dataset import TraceSample
 from tracegen.traces import forward_fill
 
@@ -45,7 +45,7 @@ def official_episode_dirs(root: str | Path) -> list[Path]:
     root = Path(root)
     if is_official_episode(root):
         return [root]
-    return sorted(p for p in root.iterdir() if p.is_dir() and is_official_episode(p)) if root.is_dir() else []
+    return [p for p in entries(root) if p.is_dir() and is_official_episode(p)] if root.is_dir() else []
 
 
 def is_official(path: str | Path) -> bool:
@@ -130,7 +130,7 @@ def read_png(path: Path, rgb: bool = True) -> np.ndarray:
 def read_official_episode(ep_dir: str | Path) -> list[TraceSample]:
     """All samples of one official-layout episode directory, validated, in frame order."""
     ep_dir = Path(ep_dir)
-    files = sorted((ep_dir / "samples").glob("*.npz"), key=lambda p: _stem_frame(p.stem))
+    files = sorted(entries(ep_dir / "samples", "*.npz"), key=lambda p: _stem_frame(p.stem))
     check(len(files) > 0, ep_dir / "samples", "no sample .npz files")
     instructions = _read_instructions(ep_dir)
     cameras = _read_cameras(ep_dir)

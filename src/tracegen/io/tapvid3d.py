@@ -18,13 +18,14 @@ inspected but not turned into a training triplet.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from tracegen.errors import DataError, check
 from tracegen.geometry import fx_fy_cx_cy, intrinsics, project, unproject
-from tracegen.io.files import load_npz, save_npz
+from tracegen.io.files import entries, load_npz, save_npz
 from tracegen.io.trace_dataset import TraceSample
 
 TRACKS_KEYS = ("tracks_XYZ", "tracks_xyz")
@@ -33,19 +34,19 @@ INTRINSICS_KEYS = ("fx_fy_cx_cy", "intrinsics")
 
 def is_tapvid3d(path: str | Path) -> bool:
     path = Path(path)
-    files = [path] if path.is_file() else sorted(path.glob("*.npz")) if path.is_dir() else []
+    files = [path] if path.is_file() else entries(path, "*.npz") if path.is_dir() else []
     if not files or files[0].suffix != ".npz":
         return False
     try:
         with np.load(files[0], allow_pickle=False) as z:
             return any(k in z.files for k in TRACKS_KEYS)
-    except (OSError, ValueError):
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):  # not an .npz it can read: the readers say so
         return False
 
 
 def tapvid3d_files(path: str | Path) -> list[Path]:
     path = Path(path)
-    return [path] if path.is_file() else sorted(path.glob("*.npz"))
+    return [path] if path.is_file() else entries(path, "*.npz")
 
 
 def write_tapvid3d(path: str | Path, sample: TraceSample) -> Path:

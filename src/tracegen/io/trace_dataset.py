@@ -24,7 +24,7 @@ import numpy as np
 
 from tracegen.errors import check
 from tracegen.io.episode import validate_cameras
-from tracegen.io.files import check_finite, check_format, load_json, load_npz, save_json, save_npz
+from tracegen.io.files import check_finite, check_format, entries, load_json, load_npz, save_json, save_npz
 from tracegen.traces import forward_fill
 
 FORMAT = "tracegen-traces"
@@ -286,7 +286,7 @@ class TraceDataset:
     def __init__(self, path: str | Path, cache_shards: int = 8):
         self.path = Path(path)
         self.meta = read_dataset_meta(self.path)
-        self.shards = sorted((self.path / "shards").glob("*.json"))
+        self.shards = entries(self.path / "shards", "*.json")
         self.index: list[tuple[int, int]] = []  # (shard number, sample number in shard)
         for k, shard in enumerate(self.shards):
             count = load_json(shard).get("num_samples")
