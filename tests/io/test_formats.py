@@ -236,3 +236,11 @@ def test_convert_lerobot_to_tracegen_episodes_and_inspect(tmp_path):
     assert inspect(root)["episodes"] == len(LENGTHS)
     with pytest.raises(DataError, match="raw videos"):
         convert.convert(root, tmp_path / "x", "official")
+    info_path = root / "meta" / "info.json"
+    info = json.loads(info_path.read_text())
+    camera = next(k for k, f in info["features"].items() if f.get("dtype") == "video")
+    info["features"][camera]["shape"] = [63, 64, 3]  # odd frames: refused before any episode is written
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(DataError, match="needs even sizes: run tracegen forge"):
+        convert.convert(root, tmp_path / "odd", "tracegen")
+    assert not (tmp_path / "odd").exists()

@@ -104,6 +104,14 @@ def test_prediction_on_its_image_and_3d_needs_intrinsics(data, tmp_path, capsys,
     code, _, err = viz(capsys, monkeypatch, root / "pred.npz", "--3d", tmp_path / "p3d.png", "--fovy", 60)
     assert code == 0, err
     assert (tmp_path / "p3d.png").is_file()
+    flat = tmp_path / "flat.npz"  # a prediction made without depth: no point can be lifted
+    pred = dict(np.load(root / "pred.npz"))
+    pred["traj"] = pred["traj"].copy()
+    pred["traj"][..., 2] = 0.0
+    save_npz(flat, **pred)
+    out, plot = tmp_path / "flat.png", tmp_path / "flat3d.png"
+    code, _, err = viz(capsys, monkeypatch, flat, "--image", root / "obs.png", "--out", out, "--3d", plot, "--fovy", 60)
+    assert code == 2 and "cannot be lifted" in err and not out.exists() and not plot.exists()  # nothing half-written
 
 
 def test_bad_inputs_exit_2_naming_the_file(data, tmp_path, capsys, monkeypatch):

@@ -94,7 +94,16 @@ def convert(src: str | Path, dst: str | Path, to: str, window: WindowConfig = Wi
     kind = detect(src)
     if kind == "lerobot" and to == "tracegen":
         count = 0
-        cameras = lerobot.lerobot_info(src)["camera_keys"]
+        info = lerobot.lerobot_info(src)
+        cameras = info["camera_keys"]
+        for camera in cameras:  # before any episode is written: an episode's H.264 video needs even sizes
+            shape = info["features"][camera].get("shape") or []
+            if len(shape) >= 2 and any(int(n) % 2 for n in shape[:2]):
+                raise DataError(
+                    src,
+                    f"camera {camera} has {shape[0]} x {shape[1]} px frames; tracegen episodes store H.264 video, "
+                    "which needs even sizes: run tracegen forge on the dataset itself (it reads any size)",
+                )
         for camera in cameras:  # one tracegen episode per (episode, camera)
             for ep in lerobot.iter_lerobot_episodes(src, camera=camera):
                 name = f"episode_{ep.meta['episode_index']:06d}" + (f"_{camera}" if len(cameras) > 1 else "")

@@ -56,6 +56,7 @@ def traces(
         view.K = intrinsics_from_fovy(fovy, *view.rgb.shape[:2])
     if plot3d is not None or rrd is not None:
         view.camera_points()  # fails here, before anything is written, when the trace cannot be lifted
+        render.check_writable_3d(view, plot3d, rrd)
 
     written: dict[str, object] = {"source": str(view.source), "steps": view.num_steps, "points": len(view.traj)}
     try:

@@ -3,6 +3,7 @@ matplotlib 3D plot in the camera frame, and a Rerun ``.rrd`` recording. Every fi
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import cv2
@@ -103,6 +104,20 @@ def _cloud(view: TraceView) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     uv = np.stack([u[keep], v[keep]], -1).astype(np.float64)
     return unproject(uv, z[keep].astype(np.float64), view.K), view.rgb[v[keep], u[keep]] / 255.0
+
+
+def check_writable_3d(view: TraceView, plot3d: Path | None, rrd: Path | None) -> None:
+    """Before anything is written: the packages the 3D outputs need are here, and the trace has points to draw
+    (a :class:`DataError` naming the output otherwise)."""
+    from tracegen.errors import DataError
+
+    for out, module in ((plot3d, "matplotlib"), (rrd, "rerun")):
+        if out is not None and importlib.util.find_spec(module) is None:
+            raise DataError(out, f"needs {module}, which is not installed: pip install -e '.[viz]'")
+    if plot3d is not None:
+        xyz = view.camera_points()  # (N, S, 3)
+        if not (np.isfinite(xyz).all(axis=(1, 2)) & (xyz[..., 2] > 0).all(axis=1)).any():
+            raise DataError(view.source, "no point of the trace has a finite, positive depth; nothing to plot in 3D")
 
 
 def plot_3d(view: TraceView, out: Path, elev: float = 18.0, azim: float = -62.0) -> Path:
