@@ -125,6 +125,7 @@ class _Geometry:
         if key not in ("vggt", "da3", "moge"):
             raise ValueError(f"no learned geometry model {key!r}")
         self.key, self.weights, self.model = key, weights, None
+        self.metric = key == "da3"  # depth in metres: DA3's metric model, MoGe-2 (set when loaded); VGGT's own scale
 
     def setup(self) -> None:
         path = locate(self.key, self.weights)
@@ -139,10 +140,12 @@ class _Geometry:
             from depth_anything_3.api import DepthAnything3
 
             self.model = DepthAnything3.from_pretrained(str(path))
-        else:
-            from moge.model.v1 import MoGeModel
+        else:  # MoGe-1 predicts affine-invariant geometry, MoGe-2 metric: the weights' folder says which
+            from moge.model import import_model_class_by_version
 
-            self.model = MoGeModel.from_pretrained(str(path)).eval()
+            version = "v2" if "moge-2" in str(path) else "v1"
+            self.model = import_model_class_by_version(version).from_pretrained(str(path)).eval()
+            self.metric = version == "v2"
 
     def predict(self, clip: Clip) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """``depth (T, H, W)``, ``K (T, 3, 3)`` or None, ``w2c (T, 4, 4)`` or None at the clip's resolution."""
@@ -160,6 +163,8 @@ class _Geometry:
                 extri, intri = pose_encoding_to_extri_intri(out["pose_enc"], (h, w))
                 depth = out["depth"][0, ..., 0].numpy()
                 K = intri[0].numpy().astype(np.float64)
+                K[:, :2, 2] -= 0.5  # VGGT's principal point is the image centre (w/2, h/2) with pixel corners at
+                # integers; ours has pixel centres at integers (as MoGe's conversion below)
                 w2c = np.tile(np.eye(4), (T, 1, 1))
                 w2c[:, :3] = extri[0].numpy()
                 from tracegen.geometry import resize_intrinsics
@@ -241,7 +246,7 @@ class LearnedDepth:
             clip.info["depth_scale"] = round(s, 6)
             clip.depth_metric = True
         else:
-            clip.depth_metric = self.geometry.key in ("moge", "da3")  # metric-depth models; VGGT's scale is its own
+            clip.depth_metric = self.geometry.metric  # metric-depth models (DA3, MoGe-2); VGGT's scale is its own
         clip.depth = predicted.astype(np.float32)
         if self.cfg.clean_edges != "off":
             clean_clip_depth(clip, self.cfg)
