@@ -17,6 +17,7 @@ def test_a_checkout_names_its_commit_and_a_wheel_its_version_alone(tmp_path):
     fake.mkdir(parents=True)
     assert git_state(fake) == (None, None) and code_label(fake) == __version__
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # inside some other repository: none either
+    git_state.cache_clear()
     assert git_state(fake) == (None, None)
 
 

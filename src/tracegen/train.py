@@ -36,9 +36,9 @@ from tracegen.io.convert import detect, trace_shards
 from tracegen.io.files import atomic_dir, describe_changes, load_json, parse_setting, recover_dir, save_json
 from tracegen.model.augment import color_jitter, shift_by_cells
 from tracegen.model.config import TraceGenConfig, preset
-from tracegen.model.data import Example, collate, make_example
+from tracegen.model.data import Example, collate, make_example, source_ids
 from tracegen.model.retrieval import RetrievalBank
-from tracegen.model.tracegen import TraceGen
+from tracegen.model.tracegen import TraceGen, without_retired
 from tracegen.settings import same_kind
 
 
@@ -57,6 +57,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     val_fraction: float = 0.1  # of episodes
+    split_by: str = "rollout"  # the validation split and retrieval's own-episode exclusion: "rollout" (one rollout's
+    # films by several cameras together) or "episode" (each film on its own: runs before 2026-12-08)
     seed: int = 0
     color_jitter: float = 0.2  # brightness / contrast / saturation amplitude; 0 = off
     shift_cells: int = 0  # translate each observation by up to this many query-grid cells, its trace moved to match
@@ -79,6 +81,9 @@ class TrainConfig:
             if f.name not in ("data", "model"):
                 same_kind(f.name, getattr(default, f.name), getattr(self, f.name))  # ValueError naming it
         bad = [f"{k}={getattr(self, k)} ({rule})" for k, (rule, ok) in _RANGES.items() if not ok(getattr(self, k))]
+        bad += (
+            [f"split_by={self.split_by!r} (rollout or episode)"] if self.split_by not in ("rollout", "episode") else []
+        )
         if bad:
             raise ValueError(f"training settings out of range: {', '.join(bad)}")
         if self.init is None:
@@ -116,13 +121,18 @@ def load_examples(dirs: list[str], cfg: TraceGenConfig) -> tuple[list[Example], 
     return examples, skipped
 
 
-def split_by_episode(examples: list[Example], val_fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    """Hold out whole rollouts (never samples of a training rollout, through any camera) for validation."""
-    episodes = sorted({e.rollout for e in examples})  # a rollout filmed by several cameras goes to one side
+def split_by_episode(
+    examples: list[Example], val_fraction: float, seed: int, by: str = "rollout"
+) -> tuple[list[Example], list[Example]]:
+    """Hold out whole rollouts (never samples of a training rollout, through any camera) for validation; ``by=
+    "episode"``: whole per-camera episodes, as runs before 2026-12-08 did."""
+    ids = source_ids(examples, by)
+    episodes = sorted(set(ids))
     random.Random(seed).shuffle(episodes)
     n_val = int(round(val_fraction * len(episodes))) if len(episodes) > 1 else 0
     val_ids = set(episodes[:n_val])
-    return [e for e in examples if e.rollout not in val_ids], [e for e in examples if e.rollout in val_ids]
+    train = [e for e, i in zip(examples, ids, strict=True) if i not in val_ids]
+    return train, [e for e, i in zip(examples, ids, strict=True) if i in val_ids]
 
 
 def make_batch(
@@ -143,7 +153,8 @@ def make_batch(
     batch["text_emb"] = model.embed_texts(texts)
     # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k; its
     # scene (retrieval_scene) is not jittered, so the model learns to compare scenes across changes of colour
-    batch = model.with_retrieved(batch, [e.rollout for e in picks], top_k or model.cfg.retrieval_top_k, g)
+    own = source_ids(picks, model.bank.ids) if model.bank is not None else None  # left out of their own search
+    batch = model.with_retrieved(batch, own, top_k or model.cfg.retrieval_top_k, g)
     if jitter > 0:
         batch["rgb"] = color_jitter(batch["rgb"], jitter, g)
     if shift_cells > 0:
@@ -163,7 +174,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         )
     if name == "cuda":
         name = f"cuda:{local_rank}"
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 # --- optimisation state ---
@@ -207,9 +221,9 @@ def load_state(run: Path, model: TraceGen, ema: TraceGen, opt: torch.optim.Optim
 
     state_dir = run / "training_state"
     meta = load_json(state_dir / "state.json")
-    model.load_state_dict(load_file(str(state_dir / "model.safetensors")))
+    model.load_state_dict(without_retired(load_file(str(state_dir / "model.safetensors")), model))
     if (state_dir / "ema.safetensors").exists():
-        ema.load_state_dict(load_file(str(state_dir / "ema.safetensors")))
+        ema.load_state_dict(without_retired(load_file(str(state_dir / "ema.safetensors")), ema))
     else:  # a run checkpointed before the EMA weights were kept here
         ema.load_state_dict(TraceGen.from_pretrained(run, load_bank=False).state_dict())
     flat = load_file(str(state_dir / "optimizer.safetensors"))
@@ -276,7 +290,7 @@ def build_model(tcfg: TrainConfig) -> TraceGen:
         trainable = {k: v for k, v in tcfg.model.items() if k in LOSS_FIELDS}
         for k, v in trainable.items():
             setattr(model.cfg, k, v)
-        for layer in model.modules():  # the dropout layers were built with the checkpoint's rate
+        for layer in model.decoder.modules():  # its dropout layers were built with the checkpoint's rate
             if isinstance(layer, torch.nn.Dropout):
                 layer.p = model.cfg.dropout
         return model.train()
@@ -307,7 +321,7 @@ def check_resume(run: Path, tcfg: TrainConfig) -> None:
     saved = load_json(path)
     if not isinstance(saved, dict):
         raise DataError(path, "not a training configuration (a JSON object); delete the run or train into a new --out")
-    saved = {**TrainConfig().to_dict(), **saved}
+    saved = {**TrainConfig().to_dict(), "split_by": "episode", **saved}  # (a run from before split_by: episodes)
     started_in = _started_in(saved["out"], tcfg.out)
     changes = describe_changes(_resume_view(saved, started_in), _resume_view(tcfg.to_dict(), Path.cwd()))
     if changes:
@@ -380,21 +394,22 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
     ema = copy.deepcopy(model).eval()
     ema.requires_grad_(False)
     examples, skipped = load_examples(tcfg.data, model.cfg)
-    train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed)
+    train_set, val_set = split_by_episode(examples, tcfg.val_fraction, tcfg.seed, tcfg.split_by)
     if tcfg.val_fraction > 0 and not val_set and rank == 0:
-        episodes = len({e.rollout for e in examples})
+        episodes = len(set(source_ids(examples, tcfg.split_by)))
         print(
             f"warning: val_fraction={tcfg.val_fraction} of {episodes} episode(s) holds none out: no validation loss; "
             "score the run on a held-out dataset (tracegen eval-traces --data OTHER) or with --split all",
             file=sys.stderr,
         )
     if model.cfg.retrieval:  # the bank is the training triplets (a warm-up's: its own data)
-        if len({e.rollout for e in train_set}) < 2:
+        if len(set(source_ids(train_set, tcfg.split_by))) < 2:
             raise ValueError(
                 f"retrieval=True trains on neighbours from other rollouts; the training split of "
-                f"{tcfg.data} has {len({e.rollout for e in train_set})} rollout(s)"
+                f"{tcfg.data} has {len(set(source_ids(train_set, tcfg.split_by)))} {tcfg.split_by}(s)"
             )
-        model.bank = ema.bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene)
+        bank = RetrievalBank.from_examples(train_set, model.text, scenes=model.cfg.retrieval_scene, ids=tcfg.split_by)
+        model.bank = ema.bank = bank
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or any(w in name for w in ("pos", "null", "tag")) else decay).append(p)
@@ -455,6 +470,8 @@ def train(tcfg: TrainConfig, stop_at: int | None = None) -> dict:
                 log.write({"step": done, "val_loss": val})
         if rank == 0 and (done % tcfg.ckpt_every == 0 or done == tcfg.steps):
             save_state(run, done, model, ema, opt, tcfg, {"best_val": best})
+    if rank == 0 and start >= tcfg.steps:  # a finished run resumed: its weights for inference, in case a kill came
+        ema.save_pretrained(run)  # between its last checkpoint's training_state and them (nothing if unchanged)
     log.close()
     if world > 1:
         torch.distributed.barrier()

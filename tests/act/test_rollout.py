@@ -341,6 +341,9 @@ def test_a_success_reached_while_waiting_in_place_ends_the_episode_as_one():
     robot = SolvedWhileWaitingRobot([0.0, 0.0, 0.1])
     result = rollout(robot, StillPlanner(), "cam", 0, "", RolloutConfig(max_replans=10, stuck_push_m=0))
     assert result.success and result.reason == "success" and result.steps == 2
+    robot = SolvedWhileWaitingRobot([0.0, 0.0, 0.1])  # ... and on the budget's last step
+    result = rollout(robot, StillPlanner(), "cam", 0, "", RolloutConfig(max_env_steps=2, stuck_push_m=0))
+    assert result.success and result.steps == 2
 
 
 def test_a_plan_closed_from_its_first_step_grasps_now_unless_something_is_held():

@@ -76,6 +76,13 @@ def test_the_bank_is_saved_with_the_weights_and_required_on_load(model, tmp_path
     for a, b in ((loaded.bank.keys, model.bank.keys), (loaded.bank.traces, model.bank.traces)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert loaded.bank.episodes == model.bank.episodes and loaded.bank.fingerprint == model.bank.fingerprint
+    assert loaded.bank.ids == model.bank.ids  # what its ids name (rollouts); a bank saved before says nothing:
+    from safetensors.torch import save_file
+
+    save_file(
+        {"keys": model.bank.keys, "traces": model.bank.traces}, str(tmp_path / "old.safetensors"), {"episodes": "null"}
+    )
+    assert RetrievalBank.load(tmp_path / "old.safetensors").ids == "episode"  # per-camera episodes, as it was made
     stamp = (tmp_path / "ckpt" / BANK).stat().st_mtime_ns
     model.save_pretrained(tmp_path / "ckpt")  # the same bank again: the file is left alone
     assert (tmp_path / "ckpt" / BANK).stat().st_mtime_ns == stamp

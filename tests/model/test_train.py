@@ -1,5 +1,6 @@
 """Training behaviour at tiny size: the loss falls, resume continues the same curve, DDP runs two processes."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -44,7 +45,7 @@ def test_warm_up_from_a_pretrained_checkpoint(dataset, tmp_path):
     assert model["moving_weight"] == 2.0 and model["dim"] == 32  # loss settings apply; the shape is the checkpoint's
     assert (tmp_path / "warm" / "training_state" / "ema.safetensors").exists()  # a resume reads the EMA from there
     dropped = build_model(tiny(dataset, tmp_path / "w2", 1, init=str(tmp_path / "pre"), model={"dropout": 0.3}))
-    rates = {m.p for m in dropped.modules() if isinstance(m, torch.nn.Dropout)}
+    rates = {m.p for m in dropped.decoder.modules() if isinstance(m, torch.nn.Dropout)}
     assert rates == {0.3}  # the layers themselves, not only the saved config
 
 
@@ -59,6 +60,8 @@ def test_overrides_reach_train_and_model_settings():
         ("batch_size=0", "batch_size=0 \\(at least 1\\)"),
         ("val_fraction=1", "val_fraction=1 \\(in \\[0, 1\\)\\)"),
         ("steps=-5", "steps=-5"),
+        ("device=gpu", "device=gpu: not a device"),
+        ("split_by=camera", "split_by='camera' \\(rollout or episode\\)"),
     ):
         with pytest.raises(ValueError, match=message):
             parse_overrides(TrainConfig(), [bad])  # before any work: nothing trained, no run folder
@@ -141,10 +144,12 @@ def test_resuming_with_other_settings_is_refused(dataset, tmp_path):
     # the preset's own value given explicitly, a setting the saved file predates, a longer schedule, other threads
     # and the same data named another way all resume
     older = json.loads(saved)
-    del older["shift_cells"]
+    del older["shift_cells"], older["split_by"]  # a run from before split_by split per-camera episodes
     (run / "train_config.json").write_text(json.dumps(older))
+    with pytest.raises(DataError, match="split_by: 'episode' -> 'rollout'"):
+        train(tiny(dataset, run, 10, ckpt_every=4))
     same = tiny(os.path.relpath(dataset), run, 10, ckpt_every=4, threads=1, model={"image_channels": (8, 16)})
-    assert train(same)["steps"] == 10
+    assert train(dataclasses.replace(same, split_by="episode"))["steps"] == 10
 
 
 def test_a_run_resumes_from_another_working_directory(dataset, tmp_path, monkeypatch):

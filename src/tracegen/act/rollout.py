@@ -48,9 +48,11 @@ from tracegen.sim.render import Frame
 from tracegen.traces import grid_pixel_indices
 
 # what RolloutConfig's numbers must be (anything else would fail every episode quietly)
-_AT_LEAST_ONE = ("max_env_steps", "max_replans", "steps_per_plan", "max_steps_per_waypoint", "max_static_plans")
+_AT_LEAST_ONE = (
+    "max_env_steps", "max_replans", "steps_per_plan", "max_steps_per_waypoint", "max_static_plans", "stuck_motion_steps"
+)  # fmt: skip
 _POSITIVE = ("gain", "waypoint_tolerance_m", "grasp_tolerance_m")
-_NOT_NEGATIVE = ("far_waypoint_factor", "grasp_wait_steps", "far_progress_m", "min_plan_motion_m", "stuck_motion_steps")
+_NOT_NEGATIVE = ("far_waypoint_factor", "grasp_wait_steps", "far_progress_m", "min_plan_motion_m")
 
 
 @dataclass(frozen=True)
@@ -426,6 +428,7 @@ def rollout(
     actor = env if recorder is None else _RecordedEnv(env, recorder)  # planners always get the bare env
     observer = env if view is None else view  # what the planner sees
     steps, static, latched, static_closed, pushed = 0, 0, False, 0, False
+    last_closed = False  # the last plan followed closed steps: what holds an object when the gripper does not latch
     memory = PressMemory(cfg) if cfg.remembers_scene else None  # the scene as last seen, for a press's tool
     history = [env.ee_pose()[:3, 3]]
     result = RolloutResult(False, 0, 0, [], "step budget")
@@ -497,8 +500,10 @@ def rollout(
         static = 0
         remembered = (None, None) if memory is None else (memory.heights, memory.fingers)
         press = closed_press_start(plan, cfg, *remembered)  # every press closed needs no memory
-        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press, latched)
+        holding = latched if cfg.latch_gripper else last_closed
+        used, success, sent_closed = follow(actor, plan, cfg, cfg.max_env_steps - steps, history, press, holding)
         latched |= cfg.latch_gripper and sent_closed
+        last_closed = sent_closed
         if used == 0:  # already at the plan's first waypoints
             wait()
             used, success = 1, env.success
@@ -506,5 +511,7 @@ def rollout(
         if success:
             result.success, result.reason = True, "success"
             break
+    if not result.success and steps and env.success:  # reached on the budget's last step, waiting in place
+        result.success, result.reason = True, "success"
     result.steps = steps
     return result

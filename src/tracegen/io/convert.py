@@ -97,11 +97,13 @@ def convert(src: str | Path, dst: str | Path, to: str, window: WindowConfig = Wi
         info = lerobot.lerobot_info(src)
         cameras = info["camera_keys"]
         for camera in cameras:  # before any episode is written: an episode's H.264 video needs even sizes
-            shape = info["features"][camera].get("shape") or []
-            if len(shape) >= 2 and any(int(n) % 2 for n in shape[:2]):
+            feature = info["features"][camera]
+            size = dict(zip(feature.get("names") or ["height", "width"], feature.get("shape") or [], strict=False))
+            height, width = size.get("height", 0), size.get("width", 0)
+            if int(height) % 2 or int(width) % 2:
                 raise DataError(
                     src,
-                    f"camera {camera} has {shape[0]} x {shape[1]} px frames; tracegen episodes store H.264 video, "
+                    f"camera {camera} has {height} x {width} px frames; tracegen episodes store H.264 video, "
                     "which needs even sizes: run tracegen forge on the dataset itself (it reads any size)",
                 )
         for camera in cameras:  # one tracegen episode per (episode, camera)

@@ -71,7 +71,7 @@ def run_predict(
     rgb, d, K, instruction = observation(image, depth, episode, frame, depth_png_scale)
     text = text if text is not None else instruction
     if text is None:
-        raise ValueError("--text is needed (the instruction); an episode without instructions gives none")
+        raise DataError(episode or image, "has no instruction: give --text")
     model.embed_texts([text])  # load the sentence encoder and cache the instruction: latency_ms times the plan
     pred = model.predict(rgb, d, text, K=K, num_samples=samples, steps=steps, seed=seed)
     traj = pred.traj[0]  # (samples, N, L + 1, 3)
@@ -96,7 +96,8 @@ def held_out_examples(ckpt: Path, data: list[str], split: str, limit: int | None
         split = "val" if trained_on and sorted(trained_on) == sorted(str(Path(d).resolve()) for d in data) else "all"
     if split == "val":
         check(train_cfg is not None, ckpt, "--split val needs the run's train_config.json")
-        train, test = split_by_episode(examples, train_cfg["val_fraction"], train_cfg["seed"])
+        by = train_cfg.get("split_by", "episode")  # as the run split it (runs before split_by: by episode)
+        train, test = split_by_episode(examples, train_cfg["val_fraction"], train_cfg["seed"], by)
         check(
             len(test) > 0,
             ckpt,

@@ -39,6 +39,12 @@ class Example:
         self.rollout = self.rollout or self.episode_id
 
 
+def source_ids(examples: list[Example], ids: str) -> list[str]:
+    """Each example's rollout (``ids="rollout"``) or per-camera episode (``"episode"``: splits and banks made before
+    rollouts), as a split or a bank of that kind names it."""
+    return [e.rollout if ids == "rollout" else e.episode_id for e in examples]
+
+
 def rollout_id(meta: dict) -> str:
     """The rollout a sample comes from, whichever camera filmed it: ``meta["rollout_id"]`` when given, else its
     episode id less its camera (the recorder films one rollout with several cameras and names each film

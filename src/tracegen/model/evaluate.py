@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from tracegen.geometry import unproject
-from tracegen.model.data import Example, collate
+from tracegen.model.data import Example, collate, source_ids
 from tracegen.model.retrieval import RetrievalBank, retrieval_keys
 from tracegen.model.tracegen import TraceGen
 from tracegen.traces import decode_deltas
@@ -87,9 +87,11 @@ def evaluate(
         chunk = list(range(start, min(start + batch_size, len(test))))
         batch = collate([test[i] for i in chunk], [texts[i] for i in chunk])
         batch["text_emb"] = torch.from_numpy(test_text[chunk])
-        own = [test[i].rollout for i in chunk]  # a retrieval model never retrieves the very rollout it is scored on
+        chosen = [test[i] for i in chunk]  # a retrieval model never retrieves the very rollout it is scored on
+        own = source_ids(chosen, model.bank.ids) if model.bank is not None else None
         x = model.sample(batch, num_samples=k, steps=steps, seed=seed + start, exclude=own).cpu().numpy()  # (B,k,N,L,3)
-        neighbours = bank.retrieve(retrieval_keys(batch["rgb"], batch["text_emb"]), exclude=own).numpy()  # (B,N,L,3)
+        keys = retrieval_keys(batch["rgb"], batch["text_emb"])
+        neighbours = bank.retrieve(keys, exclude=source_ids(chosen, bank.ids)).numpy()  # (B, N, L, 3)
         for j, i in enumerate(chunk):
             scores = [displacement_metrics(x[j, s], test[i]) for s in range(k)]
             pred_rows.append(scores[0])

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from tracegen.errors import DataError
+from tracegen.model.data import source_ids
 
 THUMBNAIL = 16  # the key's thumbnail is THUMBNAIL x THUMBNAIL pixels per colour channel
 THUMBNAIL_KEY = 3 * THUMBNAIL * THUMBNAIL  # the thumbnail's share of a key (the instruction embedding follows)
@@ -54,6 +55,7 @@ class RetrievalBank:
     rgb: torch.Tensor | None = None  # (R, 3, S, S) uint8 observations (retrieval_scene), or None
     depth: torch.Tensor | None = None  # (R, 1, S, S) float16 metres, zeros where there is none (retrieval_scene)
     has_depth: torch.Tensor | None = None  # (R,) bool (retrieval_scene)
+    ids: str = "rollout"  # what ``episodes`` names: rollouts, or per-camera episodes (banks saved before rollouts)
 
     def __post_init__(self) -> None:
         sizes = [len(self.traces)] + [
@@ -82,9 +84,11 @@ class RetrievalBank:
         return digest.hexdigest()
 
     @classmethod
-    def from_examples(cls, examples: list, text_encoder, chunk: int = 256, scenes: bool = False) -> RetrievalBank:
+    def from_examples(
+        cls, examples: list, text_encoder, chunk: int = 256, scenes: bool = False, ids: str = "rollout"
+    ) -> RetrievalBank:
         """The bank of :class:`~tracegen.model.data.Example` s; ``text_encoder.encode(texts) -> (R, D)``; ``scenes``:
-        keep their observations too (``retrieval_scene``)."""
+        keep their observations too (``retrieval_scene``); ``ids``: name them by rollout or by per-camera episode."""
         if not examples:
             raise ValueError("a retrieval bank needs at least one training triplet")
         text = torch.from_numpy(np.asarray(text_encoder.encode([e.instructions[0] for e in examples])))
@@ -104,7 +108,7 @@ class RetrievalBank:
             if scenes
             else ()
         )
-        return cls(torch.cat(keys), traces, [e.rollout for e in examples], *observations)
+        return cls(torch.cat(keys), traces, source_ids(examples, ids), *observations, ids=ids)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -187,7 +191,7 @@ class RetrievalBank:
                         return
             except (SafetensorError, OSError):  # unreadable: write it again
                 pass
-        meta = {"fingerprint": self.fingerprint, "episodes": json.dumps(self.episodes)}
+        meta = {"fingerprint": self.fingerprint, "episodes": json.dumps(self.episodes), "ids": self.ids}
         tensors = {"keys": self.keys, "traces": self.traces.half()}
         if self.rgb is not None:
             tensors.update(rgb=self.rgb, depth=self.depth, has_depth=self.has_depth)
@@ -205,8 +209,10 @@ class RetrievalBank:
         try:
             tensors = load_file(str(path))
             with safe_open(str(path), "pt") as f:
-                episodes = json.loads((f.metadata() or {}).get("episodes", "null"))
+                meta = f.metadata() or {}
+            episodes = json.loads(meta.get("episodes", "null"))
             scenes = [tensors.get(k) for k in ("rgb", "depth", "has_depth")]
-            return cls(tensors["keys"].float(), tensors["traces"].half(), episodes, *scenes)
+            ids = meta.get("ids", "episode")  # a bank saved before rollouts names per-camera episodes
+            return cls(tensors["keys"].float(), tensors["traces"].half(), episodes, *scenes, ids=ids)
         except (SafetensorError, OSError, KeyError, ValueError) as e:
             raise DataError(path, f"cannot read the retrieval bank (truncated or corrupt?): {e}") from None

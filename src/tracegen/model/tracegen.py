@@ -32,6 +32,16 @@ from tracegen.model.retrieval import BANK, SCENE_FIELDS, THUMBNAIL_KEY, Retrieva
 from tracegen.traces import DELTA_SCALE, decode_deltas, grid_points, grid_start_depth
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+# weights older checkpoints hold that this code no longer builds: the HF encoder's unused conv RGB branch
+RETIRED_WEIGHTS = ("observation.conv.rgb.",)
+
+
+def without_retired(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """``state`` less the :data:`RETIRED_WEIGHTS` that ``model`` does not have (so an older checkpoint loads)."""
+    own = model.state_dict()
+    return {k: v for k, v in state.items() if k in own or not k.startswith(RETIRED_WEIGHTS)}
+
+
 # fields that older checkpoints were saved without, and what those checkpoints were: point features came later,
 # and before x0 prediction the decoder predicted the velocity
 OLD_DEFAULTS = {"point_features": 0, "prediction": "velocity"}
@@ -381,7 +391,7 @@ class TraceGen(nn.Module):
         except (SafetensorError, OSError) as e:
             raise DataError(path / WEIGHTS, f"cannot read weights (truncated or corrupt?): {e}") from None
         try:
-            model.load_state_dict(state)
+            model.load_state_dict(without_retired(state, model))
         except RuntimeError as e:
             first = str(e).splitlines()[1].strip() if "\n" in str(e) else str(e)
             raise DataError(path / WEIGHTS, f"weights do not match the config ({first})") from None
