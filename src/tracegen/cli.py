@@ -354,6 +354,9 @@ _mount_viz()
 
 
 def main() -> None:
+    from tracegen.provenance import provenance
+
+    provenance()  # the code this process starts with, read now: an edit or commit during a long run is not its
     run_cli(app)
 
 

@@ -66,7 +66,8 @@ def code_label(package_root: Path = PACKAGE_ROOT) -> str:
 @functools.cache
 def provenance() -> dict:
     """What made a result: ``{"tracegen", "code", "commit", "dirty", "python", "platform", "cpus", "packages"}``
-    (computed once per process: the code a process runs is the code it started with)."""
+    (computed once per process: the command-line entry points call it as they start, so that an edit or commit
+    made during a long run is not credited to it)."""
     commit, dirty = git_state()
     return {
         "tracegen": __version__,

@@ -535,6 +535,10 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m tracegen.train`` (for torchrun); the same options as ``tracegen train``."""
     import argparse
 
+    from tracegen.provenance import provenance
+
+    provenance()  # the code this process starts with (see tracegen.cli.main)
+
     p = argparse.ArgumentParser(description="Train TraceGen (see tracegen train --help)")
     p.add_argument("--data", nargs="+", required=True)
     p.add_argument("--out", required=True)
