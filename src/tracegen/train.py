@@ -81,9 +81,8 @@ class TrainConfig:
             if f.name not in ("data", "model"):
                 same_kind(f.name, getattr(default, f.name), getattr(self, f.name))  # ValueError naming it
         bad = [f"{k}={getattr(self, k)} ({rule})" for k, (rule, ok) in _RANGES.items() if not ok(getattr(self, k))]
-        bad += (
-            [f"split_by={self.split_by!r} (rollout or episode)"] if self.split_by not in ("rollout", "episode") else []
-        )
+        if self.split_by not in ("rollout", "episode"):
+            bad.append(f"split_by={self.split_by!r} (rollout or episode)")
         if bad:
             raise ValueError(f"training settings out of range: {', '.join(bad)}")
         if self.init is None:
@@ -151,7 +150,7 @@ def make_batch(
     texts = [e.instructions[int(torch.randint(len(e.instructions), (1,), generator=g))] for e in picks]
     batch = collate(picks, texts)
     batch["text_emb"] = model.embed_texts(texts)
-    # retrieval (before the jitter, like at test time): a neighbour from another episode, one of the top k; its
+    # retrieval (before the jitter, like at test time): a neighbour from another rollout, one of the top k; its
     # scene (retrieval_scene) is not jittered, so the model learns to compare scenes across changes of colour
     own = source_ids(picks, model.bank.ids) if model.bank is not None else None  # left out of their own search
     batch = model.with_retrieved(batch, own, top_k or model.cfg.retrieval_top_k, g)
