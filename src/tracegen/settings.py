@@ -10,11 +10,28 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tracegen.io.files import parse_setting
 
 Config = TypeVar("Config")
+Rule = tuple[str, Callable[[Any], bool]]  # a number's rule in words, and its test
+AT_LEAST_ONE: Rule = ("at least 1", lambda v: v >= 1)
+ABOVE_ZERO: Rule = ("above 0", lambda v: v > 0)
+AT_LEAST_ZERO: Rule = ("at least 0", lambda v: v >= 0)
+FRACTION: Rule = ("in [0, 1)", lambda v: 0 <= v < 1)
+
+
+def out_of_range(cfg: Any, rules: dict[str, Rule]) -> list[str]:
+    """``"key=value (rule)"`` for every setting of ``cfg`` that breaks its rule in ``rules`` (a config's
+    ``__post_init__`` raises them together, naming each)."""
+    return [f"{k}={getattr(cfg, k)} ({rule})" for k, (rule, ok) in rules.items() if not ok(getattr(cfg, k))]
+
+
+def rules(rule: Rule, *keys: str) -> dict[str, Rule]:
+    """``{key: rule}`` for each of ``keys``."""
+    return dict.fromkeys(keys, rule)
 
 
 def apply_settings(cfg: Config, items: list[str] | tuple[str, ...], example: str) -> Config:

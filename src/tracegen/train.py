@@ -39,7 +39,7 @@ from tracegen.model.config import TraceGenConfig, preset
 from tracegen.model.data import Example, collate, make_example, source_ids
 from tracegen.model.retrieval import RetrievalBank
 from tracegen.model.tracegen import TraceGen, without_retired
-from tracegen.settings import same_kind
+from tracegen.settings import ABOVE_ZERO, AT_LEAST_ONE, AT_LEAST_ZERO, FRACTION, out_of_range, rules, same_kind
 
 
 @dataclass
@@ -80,7 +80,7 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             if f.name not in ("data", "model"):
                 same_kind(f.name, getattr(default, f.name), getattr(self, f.name))  # ValueError naming it
-        bad = [f"{k}={getattr(self, k)} ({rule})" for k, (rule, ok) in _RANGES.items() if not ok(getattr(self, k))]
+        bad = out_of_range(self, _RANGES)
         if self.split_by not in ("rollout", "episode"):
             bad.append(f"split_by={self.split_by!r} (rollout or episode)")
         if bad:
@@ -90,14 +90,11 @@ class TrainConfig:
         resolve_device(self.device)  # ValueError: a CUDA device without CUDA
 
 
-# what TrainConfig's numbers must be: setting -> (the rule in words, the test)
-_RANGES = {k: ("at least 1", lambda v: v >= 1) for k in ("steps", "batch_size", "threads")}
-_RANGES |= {k: ("at least 1", lambda v: v >= 1) for k in ("log_every", "eval_every", "ckpt_every")}
-_RANGES |= {k: ("above 0", lambda v: v > 0) for k in ("lr", "grad_clip")}
-_RANGES |= {
-    k: ("at least 0", lambda v: v >= 0) for k in ("weight_decay", "warmup_steps", "color_jitter", "shift_cells")
-}
-_RANGES |= {k: ("in [0, 1)", lambda v: 0 <= v < 1) for k in ("ema_decay", "val_fraction")}
+# what TrainConfig's numbers must be
+_RANGES = rules(AT_LEAST_ONE, "steps", "batch_size", "threads", "log_every", "eval_every", "ckpt_every")
+_RANGES |= rules(ABOVE_ZERO, "lr", "grad_clip")
+_RANGES |= rules(AT_LEAST_ZERO, "weight_decay", "warmup_steps", "color_jitter", "shift_cells")
+_RANGES |= rules(FRACTION, "ema_decay", "val_fraction")
 _RANGES |= {"min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1)}
 
 

@@ -54,10 +54,15 @@ import numpy as np
 
 from tracegen.act.kinematics import ArmKinematics, KinematicFitConfig
 from tracegen.geometry import kabsch, pixels_to_world
+from tracegen.settings import ABOVE_ZERO, AT_LEAST_ONE, out_of_range, rules
 
 PATH_MODES = ("mean", "rigid")
 KINEMATIC_PATHS = ("off", "hidden", "always")
 GRASP_RULES = ("co-motion", "dip")
+# what ExecutorConfig's numbers must be (anything else would fail every episode quietly)
+_RANGES = rules(AT_LEAST_ONE, "min_effector_tracks", "min_carried_tracks") | rules(
+    ABOVE_ZERO, "effector_radius_m", "max_depth_m"
+)
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,9 @@ class ExecutorConfig:
         unknown = [r for r in self.grasp_rules if r not in GRASP_RULES]
         if unknown:
             raise ValueError(f"unknown grasp rule(s) {unknown}; use any of {', '.join(map(repr, GRASP_RULES))}")
-        bad = [f"{k}={getattr(self, k)}" for k in ("min_effector_tracks", "min_carried_tracks") if getattr(self, k) < 1]
-        bad += [f"{k}={getattr(self, k)}" for k in ("effector_radius_m", "max_depth_m") if not getattr(self, k) > 0]
+        bad = out_of_range(self, _RANGES)
         if bad:
-            raise ValueError(f"executor settings out of range: {', '.join(bad)} (counts at least 1, radii above 0)")
+            raise ValueError(f"executor settings out of range: {', '.join(bad)}")
 
 
 @dataclass

@@ -42,17 +42,17 @@ from tracegen.act.height_map import HeightMap, straddled_protrusion
 from tracegen.act.kinematics import ArmKinematics, arm_bodies, arm_joints, robot_bodies
 from tracegen.act.planners import Planner
 from tracegen.geometry import pixels_to_world
+from tracegen.settings import ABOVE_ZERO, AT_LEAST_ONE, AT_LEAST_ZERO, out_of_range, rules
 from tracegen.sim.env import SimEnv
 from tracegen.sim.painting import PaintedView
 from tracegen.sim.render import Frame
 from tracegen.traces import grid_pixel_indices
 
 # what RolloutConfig's numbers must be (anything else would fail every episode quietly)
-_AT_LEAST_ONE = (
-    "max_env_steps", "max_replans", "steps_per_plan", "max_steps_per_waypoint", "max_static_plans", "stuck_motion_steps"
-)  # fmt: skip
-_POSITIVE = ("gain", "waypoint_tolerance_m", "grasp_tolerance_m")
-_NOT_NEGATIVE = ("far_waypoint_factor", "grasp_wait_steps", "far_progress_m", "min_plan_motion_m")
+_RANGES = rules(AT_LEAST_ONE, "max_env_steps", "max_replans", "steps_per_plan", "max_steps_per_waypoint")
+_RANGES |= rules(AT_LEAST_ONE, "max_static_plans", "stuck_motion_steps")
+_RANGES |= rules(ABOVE_ZERO, "gain", "waypoint_tolerance_m", "grasp_tolerance_m")
+_RANGES |= rules(AT_LEAST_ZERO, "far_waypoint_factor", "grasp_wait_steps", "far_progress_m", "min_plan_motion_m")
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,7 @@ class RolloutConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        bad = [f"{k}={getattr(self, k)} (at least 1)" for k in _AT_LEAST_ONE if getattr(self, k) < 1]
-        bad += [f"{k}={getattr(self, k)} (above 0)" for k in _POSITIVE if not getattr(self, k) > 0]
-        bad += [f"{k}={getattr(self, k)} (at least 0)" for k in _NOT_NEGATIVE if getattr(self, k) < 0]
+        bad = out_of_range(self, _RANGES)
         if bad:
             raise ValueError(f"rollout settings out of range: {', '.join(bad)}")
         if self.remembers_scene and (self.height_cell_m <= 0 or self.height_stride < 1):

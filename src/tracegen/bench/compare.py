@@ -49,7 +49,7 @@ def run_differences(baseline: str | Path, candidate: str | Path) -> str:
     episodes (``code``: :func:`tracegen.provenance.code_label` per episode, "unrecorded" before it was). Says
     ``unknown (...)`` when a settings file is missing or unreadable (logs of before they existed, a log copied
     alone)."""
-    from tracegen.bench.metaworld import read_log
+    from tracegen.bench.metaworld import episode_codes, read_log
 
     settings = []
     for run in (baseline, candidate):
@@ -58,7 +58,7 @@ def run_differences(baseline: str | Path, candidate: str | Path) -> str:
         if isinstance(found, str):
             return f"unknown ({found})"
         found.pop("rollout", None)  # the changed rules, again: "rules" holds every rule's value
-        found["code"] = sorted({str(r.get("code", "unrecorded")) for r in read_log(log) if isinstance(r, dict)})
+        found["code"] = episode_codes(read_log(log))
         settings.append(found)
     trainings = [_training_settings(s.get("checkpoint")) for s in settings]
     if all(t is not None for t in trainings):

@@ -482,9 +482,15 @@ def summarise(cfg: BenchConfig, proto: Protocol, rows: list[dict], wall_s: float
         "episodes_run": episodes_run,
         "avdc_published_overall": AVDC_OVERALL,
         "avdc_published_these_tasks": avdc_mean(list(per_task)),  # its mean over the tasks run here
-        "code": sorted({str(r.get("code", "unrecorded")) for r in rows}),  # every code that ran an episode
+        "code": episode_codes(rows),  # every code that ran an episode
         "provenance": provenance(),  # this invocation's
     }
+
+
+def episode_codes(rows: list[dict]) -> list[str]:
+    """The codes (:func:`tracegen.provenance.code_label`) that ran the episodes of ``rows``, "unrecorded" for those
+    logged before episodes named theirs."""
+    return sorted({str(r.get("code", "unrecorded")) for r in rows if isinstance(r, dict)})
 
 
 def avdc_mean(tasks: list[str]) -> float:
@@ -507,7 +513,7 @@ def markdown_table(result: dict) -> str:
         cells = ", ".join(f"{c} {v}" for c, v in cams.items())
         lines.append(f"| {task} | {cells} | {100 * s / n:.1f} | {AVDC_PUBLISHED.get(task, '-')} |")
     tasks = list(result["per_task"])
-    avdc = AVDC_OVERALL if set(tasks) == set(AVDC_PUBLISHED) else avdc_mean(tasks)  # the tasks run here
-    shown = f"**{avdc}**" if avdc == AVDC_OVERALL else f"{avdc:.1f} (these tasks; all 11: {AVDC_OVERALL})"
+    every_task = set(tasks) == set(AVDC_PUBLISHED)
+    shown = f"**{AVDC_OVERALL}**" if every_task else f"{avdc_mean(tasks):.1f} (these tasks; all 11: {AVDC_OVERALL})"
     lines.append(f"| **overall** | | **{100 * result['overall_success']:.1f}** | {shown} |")
     return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def write_tapvid3d(path: str | Path, sample: TraceSample) -> Path:
 
     A point without a depth measurement (z = 0: sky, far plane, a sensor's hole) has no 3D position; it is written
     on its pixel's ray at 1 m and marked not visible (TAPVid-3D's tracks must be finite, in front of the camera),
-    and ``tracegen_no_depth (T, N)`` names it, so that tracegen reads it back as it was."""
+    and ``tracegen_no_depth (S, N)`` names it, so that tracegen reads it back as it was."""
     path = Path(path)
     check(sample.has_depth, path, "a 2D-only sample has no depth; TAPVid-3D needs metric 3D tracks")
     check(sample.K is not None, path, "the sample has no intrinsics K; TAPVid-3D needs fx_fy_cx_cy")
